@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the harness runs against, only those missing,
+# so a second run costs nothing. CI runs as root on a fresh machine.
+set -euo pipefail
+pkgs=(runc crun runsc)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

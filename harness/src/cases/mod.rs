@@ -1,0 +1,89 @@
+//! The suite: every case, grouped by what it exercises. Each group module
+//! exports `CASES`; ids are `group::case` and unique.
+
+use crate::case::Case;
+
+pub mod lifecycle;
+
+/// Every case, in a stable order.
+pub fn all() -> Vec<Case> {
+    let groups: &[&[Case]] = &[lifecycle::CASES];
+    groups.iter().flat_map(|g| g.iter().copied()).collect()
+}
+
+/// Cases selected by `--only` and `--skip`: each pattern is a case id, a
+/// group (`process` or `process::`), or a prefix ending in `*`.
+pub fn select(all: Vec<Case>, only: &[String], skip: &[String]) -> Result<Vec<Case>, String> {
+    fn matches(c: &Case, pat: &str) -> bool {
+        let p = pat.trim();
+        if let Some(prefix) = p.strip_suffix('*') {
+            c.id.starts_with(prefix)
+        } else if let Some(group) = p.strip_suffix("::") {
+            c.group() == group
+        } else {
+            c.id == p || c.group() == p
+        }
+    }
+    for pat in only.iter().chain(skip) {
+        if !all.iter().any(|c| matches(c, pat)) {
+            return Err(format!("no case or group matches {pat:?}"));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|p| matches(c, p)))
+        .filter(|c| !skip.iter().any(|p| matches(c, p)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for c in all() {
+            assert!(seen.insert(c.id), "duplicate case id {}", c.id);
+            let parts: Vec<_> = c.id.split("::").collect();
+            assert_eq!(parts.len(), 2, "case id {} is not group::case", c.id);
+            assert!(
+                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == ':' || ch == '-'),
+                "case id {} has odd characters",
+                c.id
+            );
+            assert!(!c.summary.is_empty(), "case {} has no summary", c.id);
+        }
+    }
+
+    #[test]
+    fn every_case_cites_a_catalog_clause() {
+        let cat = specs::catalog();
+        for c in all() {
+            assert!(!c.clauses.is_empty(), "case {} cites no clause", c.id);
+            for cl in c.clauses {
+                assert!(cat.get(cl).is_some(), "case {} cites {cl}, which is not in specs/catalog.toml", c.id);
+            }
+        }
+    }
+
+    #[test]
+    fn leak_clause_is_in_the_catalog() {
+        assert!(specs::catalog().get(crate::runner::LEAK_CLAUSE).is_some());
+    }
+
+    #[test]
+    fn selection_by_group_case_and_prefix() {
+        let all = all();
+        let first = all[0];
+        let by_group = select(all.clone(), &[first.group().to_string()], &[]).unwrap();
+        assert!(by_group.iter().all(|c| c.group() == first.group()));
+        let one = select(all.clone(), &[first.id.to_string()], &[]).unwrap();
+        assert_eq!(one.len(), 1);
+        let none = select(all.clone(), &[], &[format!("{}::", first.group())]).unwrap();
+        assert!(none.iter().all(|c| c.group() != first.group()));
+        let e = select(all, &["nope::nothing".into()], &[]).unwrap_err();
+        assert!(e.contains("nope::nothing"));
+    }
+}

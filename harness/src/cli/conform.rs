@@ -1,0 +1,107 @@
+//! `harness conform --runtime PATH`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use harness::render::{self, Format};
+use harness::results::Status;
+use harness::runner::{self, Progress};
+use harness::runtime::Runtime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The runtime binary: a path, or a name looked up in PATH.
+    #[arg(long)]
+    runtime: String,
+    /// A global flag for the runtime, placed before the verb; repeatable
+    /// (`--runtime-arg=--network=none` for runsc).
+    #[arg(long = "runtime-arg", allow_hyphen_values = true)]
+    runtime_args: Vec<String>,
+    /// Cases to run: ids, groups (`process` or `process::`), or `prefix*`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Cases to leave out, in the same forms.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Cases run at once (default: the number of CPUs).
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the rendering here instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Seconds one runtime operation (or a container's run) may take.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// The probe binary (default: beside the harness).
+    #[arg(long)]
+    probe: Option<PathBuf>,
+    /// Where case directories are made (default: the temp directory).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds, got {}", a.timeout);
+    }
+    if a.jobs == Some(0) {
+        bail!("--jobs must be at least 1, got 0");
+    }
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let runtime = Runtime::resolve(&a.runtime, a.runtime_args.clone(), timeout)?;
+    let probe = match a.probe {
+        Some(p) => p,
+        None => harness::find_probe().context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
+    };
+    let cases = harness::cases::select(harness::cases::all(), &a.only, &a.skip).map_err(anyhow::Error::msg)?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = runner::Options {
+        jobs,
+        workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
+        timeout,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let progress = move |p: Progress| {
+        if tty {
+            let width = 30;
+            let filled = p.done * width / p.total.max(1);
+            let mark = match p.last.status {
+                Status::Failed => "FAIL ",
+                _ => "",
+            };
+            let line = format!(
+                "\r[{}{}] {}/{} {mark}{:<50}",
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                p.done,
+                p.total,
+                p.last.id
+            );
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(line.as_bytes());
+            if p.done == p.total {
+                let _ = e.write_all(b"\r\x1b[2K");
+            }
+            let _ = e.flush();
+        }
+    };
+    let results = runner::run(&cases, &runtime, &probe, &opts, &progress)?;
+    let text = render::render(&results, a.format);
+    match &a.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing --output {}", path.display()))?;
+            // The terminal still gets the table when the file gets another form.
+            if a.format != Format::Table {
+                print!("{}", render::table(&results));
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(results.exit_code())
+}
