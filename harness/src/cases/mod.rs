@@ -4,10 +4,44 @@
 use crate::case::Case;
 
 pub mod lifecycle;
+pub mod state;
+pub mod create;
+pub mod kill;
+pub mod delete;
+pub mod features;
+pub mod process;
+pub mod hostname;
+pub mod root;
+pub mod mounts;
+pub mod devices;
+pub mod paths;
+pub mod namespaces;
+pub mod sysctl;
+pub mod cgroups;
+pub mod seccomp;
+pub mod hooks;
 
 /// Every case, in a stable order.
 pub fn all() -> Vec<Case> {
-    let groups: &[&[Case]] = &[lifecycle::CASES];
+    let groups: &[&[Case]] = &[
+        lifecycle::CASES,
+        state::CASES,
+        create::CASES,
+        kill::CASES,
+        delete::CASES,
+        features::CASES,
+        process::CASES,
+        hostname::CASES,
+        root::CASES,
+        mounts::CASES,
+        devices::CASES,
+        paths::CASES,
+        namespaces::CASES,
+        sysctl::CASES,
+        cgroups::CASES,
+        seccomp::CASES,
+        hooks::CASES,
+    ];
     groups.iter().flat_map(|g| g.iter().copied()).collect()
 }
 
