@@ -6,9 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{
-    LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Spec,
-};
+use oci_spec::runtime::{LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Spec};
 use serde_json::Value;
 
 /// The path of the probe inside every rootfs.
@@ -19,10 +17,7 @@ pub enum Error {
     #[error("invalid config: {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("writing bundle {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("serialising config: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -132,17 +127,17 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     if spec.version().is_empty() {
         return Err(invalid("ociVersion", "must not be empty".into()));
     }
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| invalid("root", "missing".into()))?;
+    let root = spec.root().as_ref().ok_or_else(|| invalid("root", "missing".into()))?;
     let rootfs = bundle.join(root.path());
     if !rootfs.is_dir() {
         return Err(invalid("root.path", format!("{} is not a directory", rootfs.display())));
     }
     if let Some(p) = spec.process() {
         if p.cwd().is_relative() {
-            return Err(invalid("process.cwd", format!("must be absolute, got {}", p.cwd().display())));
+            return Err(invalid(
+                "process.cwd",
+                format!("must be absolute, got {}", p.cwd().display()),
+            ));
         }
         if p.args().as_ref().is_none_or(Vec::is_empty) && p.command_line().is_none() {
             return Err(invalid("process.args", "must have at least one entry".into()));
@@ -165,17 +160,27 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
             seen.push(n.typ());
         }
         if seen.contains(&LinuxNamespaceType::User)
-            && linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+            && linux
+                .namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
             && linux.uid_mappings().as_ref().is_none_or(Vec::is_empty)
         {
-            return Err(invalid("linux.uidMappings", "a new user namespace needs mappings".into()));
+            return Err(invalid(
+                "linux.uidMappings",
+                "a new user namespace needs mappings".into(),
+            ));
         }
     }
     // Round trip: what we write must be what oci-spec reads back.
     let text = serde_json::to_string(spec)?;
     let back: Spec = serde_json::from_str(&text)?;
     if &back != spec {
-        return Err(invalid("config.json", "does not survive a serialisation round trip".into()));
+        return Err(invalid(
+            "config.json",
+            "does not survive a serialisation round trip".into(),
+        ));
     }
     Ok(())
 }

@@ -50,12 +50,7 @@ pub fn skip(reason: impl Into<String>) -> Verdict {
 }
 
 /// Passes when `ok`, else fails `clause`.
-pub fn check(
-    ok: bool,
-    clause: &str,
-    expected: impl fmt::Display,
-    observed: impl fmt::Display,
-) -> CaseResult {
+pub fn check(ok: bool, clause: &str, expected: impl fmt::Display, observed: impl fmt::Display) -> CaseResult {
     if ok {
         Ok(())
     } else {

@@ -168,13 +168,17 @@ impl Ctx {
         serde_json::to_value(self.spec()).unwrap_or(Value::Null)
     }
 
-    fn record(&mut self, verb: &str, id: &str, r: &crate::runtime::Result<Output>) {
+    fn record(&mut self, verb: &str, id: &str, r: Result<&Output, &crate::runtime::Error>) {
         let line = match r {
             Ok(o) => format!(
                 "{verb} {id}: {} in {} ms{}",
                 o.status,
                 o.duration.as_millis(),
-                if o.status.success() { String::new() } else { format!(": {}", o.reason()) }
+                if o.status.success() {
+                    String::new()
+                } else {
+                    format!(": {}", o.reason())
+                }
             ),
             Err(e) => format!("{verb} {id}: {e}"),
         };
@@ -191,10 +195,14 @@ impl Ctx {
     }
 
     /// `create` with options; the raw answer, for cases that judge it.
-    pub fn create_raw(&mut self, id: &str, bundle: &Bundle, opts: &CreateOpts) -> Result<(Output, ContainerIo), Verdict> {
+    pub fn create_raw(
+        &mut self,
+        id: &str,
+        bundle: &Bundle,
+        opts: &CreateOpts,
+    ) -> Result<(Output, ContainerIo), Verdict> {
         let r = self.driver.create(id, &bundle.dir, opts);
-        let rec = r.as_ref().map(|(o, _)| o.clone()).map_err(|e| clone_err(e));
-        self.record("create", id, &rec);
+        self.record("create", id, r.as_ref().map(|(o, _)| o));
         r.map_err(|e| self.driver_error("create", e))
     }
 
@@ -202,7 +210,10 @@ impl Ctx {
     pub fn create_with(&mut self, bundle: &Bundle, opts: &CreateOpts) -> Result<Container, Verdict> {
         let id = self.new_id();
         let mut opts = opts.clone();
-        let pid_file = opts.pid_file.get_or_insert_with(|| self.dir.join(format!("{id}.pid"))).clone();
+        let pid_file = opts
+            .pid_file
+            .get_or_insert_with(|| self.dir.join(format!("{id}.pid")))
+            .clone();
         let (out, io) = self.create_raw(&id, bundle, &opts)?;
         if !out.status.success() {
             return Err(fail(
@@ -211,7 +222,9 @@ impl Ctx {
                 format!("create: {}: {}", out.status, out.reason()),
             ));
         }
-        let from_file = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
+        let from_file = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
         let pid = match from_file {
             Some(p) => Some(p),
             None => self.state(&id).ok().and_then(|s| s.pid).map(|p| p as i32),
@@ -248,7 +261,11 @@ impl Ctx {
         if out.status.success() {
             Ok(())
         } else {
-            Err(fail(self.clause, "start to succeed", format!("start: {}: {}", out.status, out.reason())))
+            Err(fail(
+                self.clause,
+                "start to succeed",
+                format!("start: {}: {}", out.status, out.reason()),
+            ))
         }
     }
 
@@ -288,8 +305,7 @@ impl Ctx {
     }
 
     fn finish_op(&mut self, verb: &str, id: &str, r: crate::runtime::Result<Output>) -> Result<Output, Verdict> {
-        let rec = r.as_ref().map(Clone::clone).map_err(clone_err);
-        self.record(verb, id, &rec);
+        self.record(verb, id, r.as_ref());
         r.map_err(|e| self.driver_error(verb, e))
     }
 
@@ -324,7 +340,11 @@ impl Ctx {
             return Err(fail(
                 self.clause,
                 "the container process to exit",
-                format!("still running after {:?}; output so far: {:?}", self.shared.timeout, tail(&c.io.stdout(), 200)),
+                format!(
+                    "still running after {:?}; output so far: {:?}",
+                    self.shared.timeout,
+                    tail(&c.io.stdout(), 200)
+                ),
             ));
         }
         Ok(c.pid.and_then(|p| reaper::wait_exit(p, Duration::from_secs(2))))
@@ -394,7 +414,7 @@ impl Ctx {
             if matches!(self.driver.state(&id), Ok(o) if o.status.success()) {
                 let _ = self.driver.kill(&id, "KILL", false);
                 let r = self.driver.delete(&id, true);
-                self.record("delete --force", &id, &r);
+                self.record("delete --force", &id, r.as_ref());
             }
         }
         for mut h in std::mem::take(&mut self.helpers) {
@@ -406,19 +426,6 @@ impl Ctx {
             reaper::wait_exit(p, Duration::from_millis(200));
         }
         cleanup::sweep(&self.prefix, &self.dir, &self.driver.root, &self.cgroup_paths)
-    }
-}
-
-fn clone_err(e: &crate::runtime::Error) -> crate::runtime::Error {
-    match e {
-        crate::runtime::Error::Timeout { verb, secs } => crate::runtime::Error::Timeout {
-            verb: verb.clone(),
-            secs: *secs,
-        },
-        other => crate::runtime::Error::Io {
-            what: other.to_string(),
-            source: std::io::Error::other("see above"),
-        },
     }
 }
 

@@ -118,8 +118,20 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> (BTreeMap<String, PathBuf>, Optio
             "cgroup" => {
                 for o in opts.split(',') {
                     let known = [
-                        "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "hugetlb",
-                        "net_cls", "net_prio", "perf_event", "rdma", "misc",
+                        "cpu",
+                        "cpuacct",
+                        "cpuset",
+                        "memory",
+                        "pids",
+                        "blkio",
+                        "devices",
+                        "freezer",
+                        "hugetlb",
+                        "net_cls",
+                        "net_prio",
+                        "perf_event",
+                        "rdma",
+                        "misc",
                     ];
                     if known.contains(&o) {
                         v1.entry(o.to_string()).or_insert_with(|| PathBuf::from(mp));
@@ -147,8 +159,14 @@ mod tests {
     fn hybrid_mounts_are_split_by_version() {
         let (v1, v2) = parse_cgroup_mounts(HYBRID);
         assert_eq!(v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(v1.get("memory").map(PathBuf::as_path), Some(Path::new("/sys/fs/cgroup/memory")));
-        assert_eq!(v1.get("cpuacct").map(PathBuf::as_path), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(
+            v1.get("memory").map(PathBuf::as_path),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert_eq!(
+            v1.get("cpuacct").map(PathBuf::as_path),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+        );
         assert!(!v1.contains_key("pids"));
     }
 
@@ -166,8 +184,14 @@ mod tests {
             seccomp_notify: true,
             cap_sys_resource: false,
         };
-        assert_eq!(h.cgroup_dir("memory", "/a/b"), Some(PathBuf::from("/sys/fs/cgroup/memory/a/b")));
-        assert_eq!(h.cgroup_dir("hugetlb", "x"), Some(PathBuf::from("/sys/fs/cgroup/unified/x")));
+        assert_eq!(
+            h.cgroup_dir("memory", "/a/b"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/a/b"))
+        );
+        assert_eq!(
+            h.cgroup_dir("hugetlb", "x"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/x"))
+        );
         assert_eq!(h.cgroup_dir("pids", "x"), None);
     }
 }

@@ -26,5 +26,5 @@ pub fn find_probe() -> Option<std::path::PathBuf> {
         .into_iter()
         .find(|p| p.is_file())
 }
-pub mod unix;
 pub mod seccomp_agent;
+pub mod unix;

@@ -28,7 +28,11 @@ pub fn table(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "runtime: {} ({})", r.runtime.path, r.runtime.version);
     let width = r.by_group().iter().map(|(g, _)| g.len()).max().unwrap_or(5).max(5);
-    let _ = writeln!(s, "{:<width$}  {:>6}  {:>6}  {:>7}", "group", "passed", "failed", "skipped");
+    let _ = writeln!(
+        s,
+        "{:<width$}  {:>6}  {:>6}  {:>7}",
+        "group", "passed", "failed", "skipped"
+    );
     for (g, [p, f, k]) in r.by_group() {
         let _ = writeln!(s, "{g:<width$}  {p:>6}  {f:>6}  {k:>7}");
     }
@@ -118,7 +122,11 @@ pub fn junit(r: &Results) -> String {
             match c.status {
                 Status::Passed => s.push_str("/>\n"),
                 Status::Skipped => {
-                    let _ = writeln!(s, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&c.message));
+                    let _ = writeln!(
+                        s,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        xml_escape(&c.message)
+                    );
                 }
                 Status::Failed => {
                     let body = c.log.join("\n");
@@ -197,7 +205,11 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 10,
             cases: vec![
-                case("state::id", Status::Failed, "[runtime.state.id] expected a, observed <b>"),
+                case(
+                    "state::id",
+                    Status::Failed,
+                    "[runtime.state.id] expected a, observed <b>",
+                ),
                 case("state::pid", Status::Passed, ""),
                 case("hooks::x", Status::Skipped, "no seccomp"),
             ],

@@ -116,10 +116,13 @@ impl Results {
                 Status::Skipped => 2,
             }] += 1;
         }
-        order.into_iter().map(|g| {
-            let v = m[&g];
-            (g, v)
-        }).collect()
+        order
+            .into_iter()
+            .map(|g| {
+                let v = m[&g];
+                (g, v)
+            })
+            .collect()
     }
 
     /// The exit code the CLI returns: 0 all passed or skipped, 1 a failure.

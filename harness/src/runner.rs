@@ -20,10 +20,7 @@ pub const LEAK_CLAUSE: &str = "runtime.delete.remove-resources";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("work directory {path}: {source}")]
-    Workdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Workdir { path: PathBuf, source: std::io::Error },
     #[error("probe {path}: {reason}")]
     Probe { path: PathBuf, reason: String },
 }
@@ -246,7 +243,14 @@ fn run_one(case: &Case, index: usize, token: &str, runtime: &Runtime, shared: &A
     }
     let prefix = format!("oh{token}c{index}");
     let clause = case.clauses.first().copied().unwrap_or("harness");
-    let mut ctx = Ctx::new(case.id, clause, shared.clone(), runtime.driver(&root), dir.clone(), prefix);
+    let mut ctx = Ctx::new(
+        case.id,
+        clause,
+        shared.clone(),
+        runtime.driver(&root),
+        dir.clone(),
+        prefix,
+    );
     let outcome = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
     let leaks = ctx.teardown();
     let mut verdict = match outcome {
@@ -257,13 +261,19 @@ fn run_one(case: &Case, index: usize, token: &str, runtime: &Runtime, shared: &A
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
-            Some(crate::case::fail("harness", "the case to run to its end", format!("panic: {msg}")))
+            Some(crate::case::fail(
+                "harness",
+                "the case to run to its end",
+                format!("panic: {msg}"),
+            ))
         }
     };
     if !leaks.is_empty() {
         let list = leaks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         verdict = Some(match verdict {
-            None | Some(Verdict::Skip(_)) => crate::case::fail(LEAK_CLAUSE, "nothing left after delete", format!("left behind: {list}")),
+            None | Some(Verdict::Skip(_)) => {
+                crate::case::fail(LEAK_CLAUSE, "nothing left after delete", format!("left behind: {list}"))
+            }
             Some(Verdict::Fail(mut f)) => {
                 f.observed = format!("{}; and left behind: {list}", f.observed);
                 Verdict::Fail(f)

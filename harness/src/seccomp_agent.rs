@@ -110,7 +110,13 @@ mod tests {
 
     #[test]
     fn layouts_match_the_uapi_sizes_in_the_ioctl_numbers() {
-        assert_eq!(std::mem::size_of::<SeccompNotif>() as u64, (SECCOMP_IOCTL_NOTIF_RECV >> 16) & 0x3fff);
-        assert_eq!(std::mem::size_of::<SeccompNotifResp>() as u64, (SECCOMP_IOCTL_NOTIF_SEND >> 16) & 0x3fff);
+        assert_eq!(
+            std::mem::size_of::<SeccompNotif>() as u64,
+            (SECCOMP_IOCTL_NOTIF_RECV >> 16) & 0x3fff
+        );
+        assert_eq!(
+            std::mem::size_of::<SeccompNotifResp>() as u64,
+            (SECCOMP_IOCTL_NOTIF_SEND >> 16) & 0x3fff
+        );
     }
 }

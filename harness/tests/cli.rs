@@ -34,7 +34,11 @@ fn unknown_case_selection_exits_2() {
 fn bad_timeout_is_named() {
     let r = harness(&["conform", "--runtime", "/bin/true", "--timeout", "-1"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--timeout") && r.stderr.contains("-1"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--timeout") && r.stderr.contains("-1"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -76,11 +80,26 @@ fn runc_full_suite() {
     // The table went to the terminal as well.
     assert!(run.stdout.contains("clause coverage"), "{}", run.stdout);
     // runc is the reference of its class: most of the suite passes on it.
-    assert!(s.passed * 10 >= r.cases.len() * 8, "runc passed only {} of {}", s.passed, r.cases.len());
+    assert!(
+        s.passed * 10 >= r.cases.len() * 8,
+        "runc passed only {} of {}",
+        s.passed,
+        r.cases.len()
+    );
     for c in &r.cases {
         if let Some(f) = &c.failure {
-            assert!(specs::catalog().get(&f.clause).is_some(), "{} failed on unknown clause {}", c.id, f.clause);
-            assert!(!f.observed.contains("left behind"), "{} leaked on runc: {}", c.id, f.observed);
+            assert!(
+                specs::catalog().get(&f.clause).is_some(),
+                "{} failed on unknown clause {}",
+                c.id,
+                f.clause
+            );
+            assert!(
+                !f.observed.contains("left behind"),
+                "{} leaked on runc: {}",
+                c.id,
+                f.observed
+            );
         }
     }
 }

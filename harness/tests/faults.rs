@@ -168,7 +168,14 @@ fn hanging_create_times_out_and_leaves_nothing() {
     std::fs::create_dir(&work).unwrap();
     let (run, r) = conform(
         rt.to_str().unwrap(),
-        &["--only", "lifecycle", "--timeout", "1", "--workdir", work.to_str().unwrap()],
+        &[
+            "--only",
+            "lifecycle",
+            "--timeout",
+            "1",
+            "--workdir",
+            work.to_str().unwrap(),
+        ],
     );
     assert_eq!(run.code, 1);
     // Every case that creates a container fails on the timeout; the ones
@@ -182,7 +189,14 @@ fn hanging_create_times_out_and_leaves_nothing() {
         }
     }
     // No sleeping wrapper survives, and the work directory is empty.
-    let procs = std::process::Command::new("pgrep").args(["-f", "sleep 300"]).output().unwrap();
-    assert!(procs.stdout.is_empty(), "left: {}", String::from_utf8_lossy(&procs.stdout));
+    let procs = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 300"])
+        .output()
+        .unwrap();
+    assert!(
+        procs.stdout.is_empty(),
+        "left: {}",
+        String::from_utf8_lossy(&procs.stdout)
+    );
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
 }

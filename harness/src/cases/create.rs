@@ -13,7 +13,11 @@ use crate::runtime::CreateOpts;
 pub const CASES: &[Case] = &[
     Case {
         id: "create::duplicate_id",
-        clauses: &["runtime.create.id-unique", "runtime.create.id-error-no-container", "runtime.state.id-unique"],
+        clauses: &[
+            "runtime.create.id-unique",
+            "runtime.create.id-error-no-container",
+            "runtime.state.id-unique",
+        ],
         needs: &[],
         summary: "a second create with an id in use fails and leaves the first container as it was",
         run: duplicate_id,
@@ -55,14 +59,21 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "create::missing_rootfs",
-        clauses: &["runtime.create.apply-error", "config.root.path-exists", "runtime.errors.no-side-effects"],
+        clauses: &[
+            "runtime.create.apply-error",
+            "config.root.path-exists",
+            "runtime.errors.no-side-effects",
+        ],
         needs: &[],
         summary: "a root.path that does not exist is refused and leaves nothing",
         run: missing_rootfs,
     },
     Case {
         id: "create::missing_program",
-        clauses: &["runtime.lifecycle.create-environment-error", "runtime.create.apply-error"],
+        clauses: &[
+            "runtime.lifecycle.create-environment-error",
+            "runtime.create.apply-error",
+        ],
         needs: &[],
         summary: "a program that does not exist in the rootfs makes create or start fail",
         run: missing_program,
@@ -78,7 +89,9 @@ pub const CASES: &[Case] = &[
 
 /// Asserts a refused create: an error exit, then no container under `id`.
 pub(crate) fn expect_refused(ctx: &mut Ctx, id: &str, bundle: &Path, clause: &str, what: &str) -> CaseResult {
-    let b = Bundle { dir: bundle.to_path_buf() };
+    let b = Bundle {
+        dir: bundle.to_path_buf(),
+    };
     let (out, _io) = ctx.create_raw(id, &b, &CreateOpts::default())?;
     check(
         !out.status.success(),
@@ -133,7 +146,10 @@ fn duplicate_id(ctx: &mut Ctx) -> CaseResult {
     check(
         after.pid == before.pid && after.status == before.status && after.bundle == before.bundle,
         "runtime.create.id-error-no-container",
-        format!("the first container unchanged ({:?}, pid {:?})", before.status, before.pid),
+        format!(
+            "the first container unchanged ({:?}, pid {:?})",
+            before.status, before.pid
+        ),
         format!("{:?}, pid {:?}, bundle {:?}", after.status, after.pid, after.bundle),
     )
 }
@@ -162,21 +178,39 @@ fn no_id(ctx: &mut Ctx) -> CaseResult {
 fn missing_bundle(ctx: &mut Ctx) -> CaseResult {
     let id = ctx.new_id();
     let nowhere = ctx.path("no-such-bundle");
-    expect_refused(ctx, &id, &nowhere, "runtime.create.missing-args-error", "a missing bundle")
+    expect_refused(
+        ctx,
+        &id,
+        &nowhere,
+        "runtime.create.missing-args-error",
+        "a missing bundle",
+    )
 }
 
 fn missing_config(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&ctx.spec())?;
     let _ = std::fs::remove_file(b.config_path());
     let id = ctx.new_id();
-    expect_refused(ctx, &id, &b.dir, "bundle.config.required", "a bundle without config.json")
+    expect_refused(
+        ctx,
+        &id,
+        &b.dir,
+        "bundle.config.required",
+        "a bundle without config.json",
+    )
 }
 
 fn malformed_json(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&ctx.spec())?;
     let _ = std::fs::write(b.config_path(), b"{\"ociVersion\": \"1.0.2\", \"process\": {");
     let id = ctx.new_id();
-    expect_refused(ctx, &id, &b.dir, "runtime.create.apply-error", "config.json that is not JSON")
+    expect_refused(
+        ctx,
+        &id,
+        &b.dir,
+        "runtime.create.apply-error",
+        "config.json that is not JSON",
+    )
 }
 
 fn unknown_namespace_type(ctx: &mut Ctx) -> CaseResult {
@@ -186,7 +220,13 @@ fn unknown_namespace_type(ctx: &mut Ctx) -> CaseResult {
     }
     let b = raw_bundle(ctx, &cfg)?;
     let id = ctx.new_id();
-    expect_refused(ctx, &id, &b.dir, "config.valid-values.error", "namespace type \"harness-bogus\"")
+    expect_refused(
+        ctx,
+        &id,
+        &b.dir,
+        "config.valid-values.error",
+        "namespace type \"harness-bogus\"",
+    )
 }
 
 fn missing_rootfs(ctx: &mut Ctx) -> CaseResult {
@@ -194,7 +234,13 @@ fn missing_rootfs(ctx: &mut Ctx) -> CaseResult {
     cfg["root"]["path"] = json!("no-such-rootfs");
     let b = raw_bundle(ctx, &cfg)?;
     let id = ctx.new_id();
-    expect_refused(ctx, &id, &b.dir, "runtime.create.apply-error", "root.path \"no-such-rootfs\"")
+    expect_refused(
+        ctx,
+        &id,
+        &b.dir,
+        "runtime.create.apply-error",
+        "root.path \"no-such-rootfs\"",
+    )
 }
 
 fn missing_program(ctx: &mut Ctx) -> CaseResult {
@@ -222,5 +268,11 @@ fn unsupported_oci_version(ctx: &mut Ctx) -> CaseResult {
     cfg["ociVersion"] = json!("not-a-version");
     let b = raw_bundle(ctx, &cfg)?;
     let id = ctx.new_id();
-    expect_refused(ctx, &id, &b.dir, "config.valid-values.error", "ociVersion \"not-a-version\"")
+    expect_refused(
+        ctx,
+        &id,
+        &b.dir,
+        "config.valid-values.error",
+        "ociVersion \"not-a-version\"",
+    )
 }

@@ -15,14 +15,20 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "delete::running_error",
-        clauses: &["runtime.delete.not-stopped-error", "runtime.delete.not-stopped-no-effect"],
+        clauses: &[
+            "runtime.delete.not-stopped-error",
+            "runtime.delete.not-stopped-no-effect",
+        ],
         needs: &[],
         summary: "delete of a running container is an error and leaves it running",
         run: running_error,
     },
     Case {
         id: "delete::created_error",
-        clauses: &["runtime.delete.not-stopped-error", "runtime.delete.not-stopped-no-effect"],
+        clauses: &[
+            "runtime.delete.not-stopped-error",
+            "runtime.delete.not-stopped-no-effect",
+        ],
         needs: &[],
         summary: "delete of a created container is an error and leaves it created",
         run: created_error,
@@ -59,7 +65,12 @@ fn stopped_removes(ctx: &mut Ctx) -> CaseResult {
     ctx.wait_exit(&c)?;
     ctx.wait_status(&c.id, "stopped")?;
     let out = ctx.delete(&c.id, false)?;
-    check(out.status.success(), "runtime.lifecycle.destroy", "delete of a stopped container to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.lifecycle.destroy",
+        "delete of a stopped container to succeed",
+        out.reason(),
+    )?;
     let st = ctx.state_raw(&c.id)?;
     check(
         !st.status.success(),
@@ -81,7 +92,12 @@ fn stopped_removes(ctx: &mut Ctx) -> CaseResult {
         .filter(|d| d.exists())
         .map(|d| d.display().to_string())
         .collect();
-    check(left.is_empty(), "runtime.delete.remove-resources", "the container's cgroups removed", left.join(", "))
+    check(
+        left.is_empty(),
+        "runtime.delete.remove-resources",
+        "the container's cgroups removed",
+        left.join(", "),
+    )
 }
 
 fn running_error(ctx: &mut Ctx) -> CaseResult {
@@ -95,7 +111,12 @@ fn running_error(ctx: &mut Ctx) -> CaseResult {
         "it succeeded",
     )?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.delete.not-stopped-no-effect", "status", Some("running"), st.status.as_deref())?;
+    check_eq(
+        "runtime.delete.not-stopped-no-effect",
+        "status",
+        Some("running"),
+        st.status.as_deref(),
+    )?;
     check(
         c.pid.is_some_and(crate::reaper::alive),
         "runtime.delete.not-stopped-no-effect",
@@ -114,7 +135,12 @@ fn created_error(ctx: &mut Ctx) -> CaseResult {
         "it succeeded (the container was destroyed)",
     )?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.delete.not-stopped-no-effect", "status", Some("created"), st.status.as_deref())
+    check_eq(
+        "runtime.delete.not-stopped-no-effect",
+        "status",
+        Some("created"),
+        st.status.as_deref(),
+    )
 }
 
 fn id_reuse(ctx: &mut Ctx) -> CaseResult {
@@ -125,14 +151,29 @@ fn id_reuse(ctx: &mut Ctx) -> CaseResult {
     ctx.wait_exit(&c)?;
     ctx.wait_status(&c.id, "stopped")?;
     let out = ctx.delete(&c.id, false)?;
-    check(out.status.success(), "runtime.delete.id-reuse", "delete to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.delete.id-reuse",
+        "delete to succeed",
+        out.reason(),
+    )?;
     spec.set_args(&["/probe", "echo", "second"]);
     let b = ctx.bundle(&spec)?;
     let (out, io) = ctx.create_raw(&c.id, &b, &Default::default())?;
-    check(out.status.success(), "runtime.delete.id-reuse", "create with the freed id to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.delete.id-reuse",
+        "create with the freed id to succeed",
+        out.reason(),
+    )?;
     ctx.start_raw(&c.id)?;
     io.wait_eof(ctx.shared.timeout);
-    check_eq("runtime.delete.id-reuse", "output of the new container", "second", io.stdout().trim())
+    check_eq(
+        "runtime.delete.id-reuse",
+        "output of the new container",
+        "second",
+        io.stdout().trim(),
+    )
 }
 
 fn keeps_foreign_resources(ctx: &mut Ctx) -> CaseResult {
@@ -152,9 +193,19 @@ fn keeps_foreign_resources(ctx: &mut Ctx) -> CaseResult {
     ctx.wait_exit(&c)?;
     ctx.wait_status(&c.id, "stopped")?;
     let out = ctx.delete(&c.id, false)?;
-    check(out.status.success(), "runtime.lifecycle.destroy", "delete to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.lifecycle.destroy",
+        "delete to succeed",
+        out.reason(),
+    )?;
     let keep = std::fs::read_to_string(shared.join("keep")).unwrap_or_default();
-    check_eq("runtime.delete.keep-foreign-resources", "host file in the bind mount", "mine", keep.as_str())?;
+    check_eq(
+        "runtime.delete.keep-foreign-resources",
+        "host file in the bind mount",
+        "mine",
+        keep.as_str(),
+    )?;
     check(
         shared.join("made").exists(),
         "runtime.delete.keep-foreign-resources",
@@ -165,5 +216,10 @@ fn keeps_foreign_resources(ctx: &mut Ctx) -> CaseResult {
 
 fn no_id_error(ctx: &mut Ctx) -> CaseResult {
     let out = ctx.exec("delete", &[])?;
-    check(!out.status.success(), "runtime.delete.no-id-error", "an error when no id is given", format!("{}", out.status))
+    check(
+        !out.status.success(),
+        "runtime.delete.no-id-error",
+        "an error when no id is given",
+        format!("{}", out.status),
+    )
 }

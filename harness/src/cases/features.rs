@@ -9,7 +9,11 @@ use crate::ctx::Ctx;
 pub const CASES: &[Case] = &[
     Case {
         id: "features::oci_versions",
-        clauses: &["features.oci-version-min", "features.oci-version-max", "features.oci-version-max.not-less"],
+        clauses: &[
+            "features.oci-version-min",
+            "features.oci-version-max",
+            "features.oci-version-max.not-less",
+        ],
         needs: &[],
         summary: "ociVersionMin and ociVersionMax are SemVer and min <= max",
         run: oci_versions,
@@ -51,7 +55,11 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "features::linux_seccomp",
-        clauses: &["features-linux.seccomp.actions", "features-linux.seccomp.operators", "features-linux.seccomp.archs"],
+        clauses: &[
+            "features-linux.seccomp.actions",
+            "features-linux.seccomp.operators",
+            "features-linux.seccomp.archs",
+        ],
         needs: &[],
         summary: "linux.seccomp actions, operators and archs are values the spec defines",
         run: linux_seccomp,
@@ -97,8 +105,18 @@ fn oci_versions(ctx: &mut Ctx) -> CaseResult {
     let min = doc.get("ociVersionMin").and_then(Value::as_str).unwrap_or("");
     let max = doc.get("ociVersionMax").and_then(Value::as_str).unwrap_or("");
     let (pmin, pmax) = (semver(min), semver(max));
-    check(pmin.is_some(), "features.oci-version-min", "ociVersionMin as SemVer", format!("{min:?}"))?;
-    check(pmax.is_some(), "features.oci-version-max", "ociVersionMax as SemVer", format!("{max:?}"))?;
+    check(
+        pmin.is_some(),
+        "features.oci-version-min",
+        "ociVersionMin as SemVer",
+        format!("{min:?}"),
+    )?;
+    check(
+        pmax.is_some(),
+        "features.oci-version-max",
+        "ociVersionMax as SemVer",
+        format!("{max:?}"),
+    )?;
     let (a, b) = (pmin.unwrap_or_default(), pmax.unwrap_or_default());
     check(
         (a.0, a.1, a.2) <= (b.0, b.1, b.2),
@@ -133,16 +151,41 @@ fn known_properties(ctx: &mut Ctx) -> CaseResult {
 
 fn hooks(ctx: &mut Ctx) -> CaseResult {
     let doc = document(ctx)?;
-    let kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
-    let odd: Vec<String> = strings(doc.get("hooks")).into_iter().filter(|h| !kinds.contains(&h.as_str())).collect();
-    check(odd.is_empty(), "features.hooks", "only the spec's hook kinds", odd.join(", "))
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let odd: Vec<String> = strings(doc.get("hooks"))
+        .into_iter()
+        .filter(|h| !kinds.contains(&h.as_str()))
+        .collect();
+    check(
+        odd.is_empty(),
+        "features.hooks",
+        "only the spec's hook kinds",
+        odd.join(", "),
+    )
 }
 
 fn mount_options(ctx: &mut Ctx) -> CaseResult {
     let doc = document(ctx)?;
     // Options that belong to one filesystem (tmpfs, overlay...), which the
     // spec says the list must not carry.
-    let fs_specific = ["size", "mode", "uid", "gid", "nr_inodes", "lowerdir", "upperdir", "workdir", "data"];
+    let fs_specific = [
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "nr_inodes",
+        "lowerdir",
+        "upperdir",
+        "workdir",
+        "data",
+    ];
     let opts = strings(doc.get("mountOptions"));
     let bad: Vec<&String> = opts
         .iter()
@@ -163,7 +206,12 @@ fn linux_namespaces(ctx: &mut Ctx) -> CaseResult {
         .into_iter()
         .filter(|n| !known.contains(&n.as_str()))
         .collect();
-    check(odd.is_empty(), "features-linux.namespaces", "only spec namespace types", odd.join(", "))
+    check(
+        odd.is_empty(),
+        "features-linux.namespaces",
+        "only spec namespace types",
+        odd.join(", "),
+    )
 }
 
 fn linux_capabilities(ctx: &mut Ctx) -> CaseResult {
@@ -172,20 +220,40 @@ fn linux_capabilities(ctx: &mut Ctx) -> CaseResult {
         .into_iter()
         .filter(|c| !(c.starts_with("CAP_") && c[4..].chars().all(|ch| ch.is_ascii_uppercase() || ch == '_')))
         .collect();
-    check(odd.is_empty(), "features-linux.capabilities", "CAP_ names only", odd.join(", "))
+    check(
+        odd.is_empty(),
+        "features-linux.capabilities",
+        "CAP_ names only",
+        odd.join(", "),
+    )
 }
 
 fn linux_seccomp(ctx: &mut Ctx) -> CaseResult {
     let doc = document(ctx)?;
     let actions = strings(doc.pointer("/linux/seccomp/actions"));
     let bad: Vec<&String> = actions.iter().filter(|a| !a.starts_with("SCMP_ACT_")).collect();
-    check(bad.is_empty(), "features-linux.seccomp.actions", "SCMP_ACT_ values", format!("{bad:?}"))?;
+    check(
+        bad.is_empty(),
+        "features-linux.seccomp.actions",
+        "SCMP_ACT_ values",
+        format!("{bad:?}"),
+    )?;
     let ops = strings(doc.pointer("/linux/seccomp/operators"));
     let bad: Vec<&String> = ops.iter().filter(|a| !a.starts_with("SCMP_CMP_")).collect();
-    check(bad.is_empty(), "features-linux.seccomp.operators", "SCMP_CMP_ values", format!("{bad:?}"))?;
+    check(
+        bad.is_empty(),
+        "features-linux.seccomp.operators",
+        "SCMP_CMP_ values",
+        format!("{bad:?}"),
+    )?;
     let archs = strings(doc.pointer("/linux/seccomp/archs"));
     let bad: Vec<&String> = archs.iter().filter(|a| !a.starts_with("SCMP_ARCH_")).collect();
-    check(bad.is_empty(), "features-linux.seccomp.archs", "SCMP_ARCH_ values", format!("{bad:?}"))
+    check(
+        bad.is_empty(),
+        "features-linux.seccomp.archs",
+        "SCMP_ARCH_ values",
+        format!("{bad:?}"),
+    )
 }
 
 #[cfg(test)]

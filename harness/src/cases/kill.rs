@@ -81,23 +81,43 @@ fn wait_line(ctx: &Ctx, c: &Container, line: &str) -> CaseResult {
 fn term_delivered(ctx: &mut Ctx) -> CaseResult {
     let c = signal_catcher(ctx)?;
     let out = ctx.kill(&c.id, "TERM")?;
-    check(out.status.success(), "runtime.kill.send-signal", "kill TERM to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.kill.send-signal",
+        "kill TERM to succeed",
+        out.reason(),
+    )?;
     wait_line(ctx, &c, "SIGTERM")
 }
 
 fn usr1_by_number(ctx: &mut Ctx) -> CaseResult {
     let c = signal_catcher(ctx)?;
     let out = ctx.kill(&c.id, "10")?;
-    check(out.status.success(), "runtime.kill.send-signal", "kill 10 to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.kill.send-signal",
+        "kill 10 to succeed",
+        out.reason(),
+    )?;
     wait_line(ctx, &c, "SIGUSR1")?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.kill.send-signal", "status after a caught signal", Some("running"), st.status.as_deref())
+    check_eq(
+        "runtime.kill.send-signal",
+        "status after a caught signal",
+        Some("running"),
+        st.status.as_deref(),
+    )
 }
 
 fn kill_stops_container(ctx: &mut Ctx) -> CaseResult {
     let c = signal_catcher(ctx)?;
     let out = ctx.kill(&c.id, "KILL")?;
-    check(out.status.success(), "runtime.kill.send-signal", "kill KILL to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.kill.send-signal",
+        "kill KILL to succeed",
+        out.reason(),
+    )?;
     let status = ctx.wait_exit(&c)?;
     ctx.wait_status(&c.id, "stopped")?;
     // Killed by the signal; a sandboxed runtime's supervisor may report it
@@ -134,10 +154,20 @@ fn stopped_error(ctx: &mut Ctx) -> CaseResult {
         "it succeeded",
     )?;
     let after = ctx.state(&c.id)?;
-    check_eq("runtime.kill.not-running-no-effect", "status", before.status, after.status)
+    check_eq(
+        "runtime.kill.not-running-no-effect",
+        "status",
+        before.status,
+        after.status,
+    )
 }
 
 fn no_id_error(ctx: &mut Ctx) -> CaseResult {
     let out = ctx.exec("kill", &[])?;
-    check(!out.status.success(), "runtime.kill.no-id-error", "an error when no id is given", format!("{}", out.status))
+    check(
+        !out.status.success(),
+        "runtime.kill.no-id-error",
+        "an error when no id is given",
+        format!("{}", out.status),
+    )
 }

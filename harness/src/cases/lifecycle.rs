@@ -8,7 +8,10 @@ use crate::ctx::Ctx;
 pub const CASES: &[Case] = &[
     Case {
         id: "lifecycle::create_does_not_run_process",
-        clauses: &["runtime.lifecycle.create-no-user-program", "runtime.create.args-deferred"],
+        clauses: &[
+            "runtime.lifecycle.create-no-user-program",
+            "runtime.create.args-deferred",
+        ],
         needs: &[],
         summary: "after create the status is created and the program has not run",
         run: create_does_not_run_process,
@@ -92,7 +95,12 @@ fn create_does_not_run_process(ctx: &mut Ctx) -> CaseResult {
     let spec = marking_spec(ctx, "/ran");
     let c = ctx.create_spec(&spec)?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.state.status", "status after create", Some("created"), st.status.as_deref())?;
+    check_eq(
+        "runtime.state.status",
+        "status after create",
+        Some("created"),
+        st.status.as_deref(),
+    )?;
     // Give a program that was wrongly started time to leave its mark.
     std::thread::sleep(std::time::Duration::from_millis(100));
     check(
@@ -109,7 +117,12 @@ fn start_runs_process(ctx: &mut Ctx) -> CaseResult {
     ctx.start(&c)?;
     ctx.wait_exit(&c)?;
     let mark = std::fs::read_to_string(c.bundle.rootfs().join("ran")).unwrap_or_default();
-    check_eq("runtime.start.run-program", "content written by the program", "ran", mark.as_str())
+    check_eq(
+        "runtime.start.run-program",
+        "content written by the program",
+        "ran",
+        mark.as_str(),
+    )
 }
 
 fn stopped_after_exit(ctx: &mut Ctx) -> CaseResult {
@@ -155,7 +168,12 @@ fn start_running_error(ctx: &mut Ctx) -> CaseResult {
         "it succeeded",
     )?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.start.not-created-no-effect", "status", Some("running"), st.status.as_deref())?;
+    check_eq(
+        "runtime.start.not-created-no-effect",
+        "status",
+        Some("running"),
+        st.status.as_deref(),
+    )?;
     check_eq("runtime.start.not-created-no-effect", "pid", pid, st.pid)?;
     // The program printed `ready` once; a second run would print it again.
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -181,7 +199,12 @@ fn start_stopped_error(ctx: &mut Ctx) -> CaseResult {
         "it succeeded",
     )?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.start.not-created-no-effect", "status", Some("stopped"), st.status.as_deref())
+    check_eq(
+        "runtime.start.not-created-no-effect",
+        "status",
+        Some("stopped"),
+        st.status.as_deref(),
+    )
 }
 
 fn start_no_id_error(ctx: &mut Ctx) -> CaseResult {
@@ -246,7 +269,12 @@ fn run_foreground(ctx: &mut Ctx) -> CaseResult {
         .run(&id, &b.dir, &Default::default())
         .map_err(|e| fail("runtime.lifecycle.run-program", "run to finish", e))?;
     ctx.note(format!("run {id}: {}", out.status));
-    check(out.status.success(), "runtime.lifecycle.run-program", "run to succeed", out.reason())?;
+    check(
+        out.status.success(),
+        "runtime.lifecycle.run-program",
+        "run to succeed",
+        out.reason(),
+    )?;
     io.wait_eof(ctx.shared.timeout);
     check_eq("runtime.start.run-program", "output", "from run", io.stdout().trim())
 }

@@ -3,23 +3,23 @@
 
 use crate::case::Case;
 
-pub mod lifecycle;
-pub mod state;
-pub mod create;
-pub mod kill;
-pub mod delete;
-pub mod features;
-pub mod process;
-pub mod hostname;
-pub mod root;
-pub mod mounts;
-pub mod devices;
-pub mod paths;
-pub mod namespaces;
-pub mod sysctl;
 pub mod cgroups;
-pub mod seccomp;
+pub mod create;
+pub mod delete;
+pub mod devices;
+pub mod features;
 pub mod hooks;
+pub mod hostname;
+pub mod kill;
+pub mod lifecycle;
+pub mod mounts;
+pub mod namespaces;
+pub mod paths;
+pub mod process;
+pub mod root;
+pub mod seccomp;
+pub mod state;
+pub mod sysctl;
 
 /// Every case, in a stable order.
 pub fn all() -> Vec<Case> {
@@ -83,7 +83,11 @@ mod tests {
             let parts: Vec<_> = c.id.split("::").collect();
             assert_eq!(parts.len(), 2, "case id {} is not group::case", c.id);
             assert!(
-                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == ':' || ch == '-'),
+                c.id.chars().all(|ch| ch.is_ascii_lowercase()
+                    || ch.is_ascii_digit()
+                    || ch == '_'
+                    || ch == ':'
+                    || ch == '-'),
                 "case id {} has odd characters",
                 c.id
             );
@@ -97,7 +101,11 @@ mod tests {
         for c in all() {
             assert!(!c.clauses.is_empty(), "case {} cites no clause", c.id);
             for cl in c.clauses {
-                assert!(cat.get(cl).is_some(), "case {} cites {cl}, which is not in specs/catalog.toml", c.id);
+                assert!(
+                    cat.get(cl).is_some(),
+                    "case {} cites {cl}, which is not in specs/catalog.toml",
+                    c.id
+                );
             }
         }
     }

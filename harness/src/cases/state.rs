@@ -99,7 +99,12 @@ fn created_fields(ctx: &mut Ctx) -> CaseResult {
         format!("{:?}", st.oci_version),
     )?;
     check_eq("runtime.state.id", "id", Some(c.id.as_str()), st.id.as_deref())?;
-    check_eq("runtime.state.status-created", "status", Some("created"), st.status.as_deref())?;
+    check_eq(
+        "runtime.state.status-created",
+        "status",
+        Some("created"),
+        st.status.as_deref(),
+    )?;
     check(
         st.pid.is_some_and(|p| p > 0 && crate::reaper::alive(p as i32)),
         "runtime.state.pid",
@@ -122,7 +127,12 @@ fn running(ctx: &mut Ctx) -> CaseResult {
     let before = ctx.state(&c.id)?.pid;
     ctx.start(&c)?;
     let st = ctx.state(&c.id)?;
-    check_eq("runtime.state.status-running", "status", Some("running"), st.status.as_deref())?;
+    check_eq(
+        "runtime.state.status-running",
+        "status",
+        Some("running"),
+        st.status.as_deref(),
+    )?;
     check_eq("runtime.state.pid", "pid after start", before, st.pid)
 }
 
@@ -131,7 +141,12 @@ fn stopped(ctx: &mut Ctx) -> CaseResult {
     ctx.start(&c)?;
     ctx.wait_exit(&c)?;
     let st = ctx.wait_status(&c.id, "stopped")?;
-    check_eq("runtime.state.status-stopped", "status", Some("stopped"), st.status.as_deref())
+    check_eq(
+        "runtime.state.status-stopped",
+        "status",
+        Some("stopped"),
+        st.status.as_deref(),
+    )
 }
 
 fn ns_inode(pid: &str, ns: &str) -> Option<u64> {
@@ -171,7 +186,10 @@ fn annotations(ctx: &mut Ctx) -> CaseResult {
     let mut spec = ctx.spec();
     let want: BTreeMap<String, String> = [
         ("org.opencontainers.harness.one".to_string(), "1".to_string()),
-        ("org.opencontainers.harness.two".to_string(), "a value with spaces".to_string()),
+        (
+            "org.opencontainers.harness.two".to_string(),
+            "a value with spaces".to_string(),
+        ),
     ]
     .into();
     spec.set_annotations(Some(want.clone().into_iter().collect()));

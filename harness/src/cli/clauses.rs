@@ -40,9 +40,21 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for (c, n) in &rows {
-            println!("{:<52} {:<6} {:>3}  {}#{}: {}", c.id, c.level.to_string(), n, c.file, c.section, c.text);
+            println!(
+                "{:<52} {:<6} {:>3}  {}#{}: {}",
+                c.id,
+                c.level.to_string(),
+                n,
+                c.file,
+                c.section,
+                c.text
+            );
         }
-        let covered = cat.clauses().iter().filter(|c| cites.contains_key(c.id.as_str())).count();
+        let covered = cat
+            .clauses()
+            .iter()
+            .filter(|c| cites.contains_key(c.id.as_str()))
+            .count();
         println!("{} clauses, {} cited by at least one case", cat.len(), covered);
     }
     Ok(0)

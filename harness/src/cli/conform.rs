@@ -55,7 +55,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let runtime = Runtime::resolve(&a.runtime, a.runtime_args.clone(), timeout)?;
     let probe = match a.probe {
         Some(p) => p,
-        None => harness::find_probe().context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
+        None => harness::find_probe()
+            .context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
     };
     let cases = harness::cases::select(harness::cases::all(), &a.only, &a.skip).map_err(anyhow::Error::msg)?;
     let jobs = a

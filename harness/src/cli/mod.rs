@@ -8,7 +8,11 @@ mod list;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Conformance and benchmarking harness for OCI container runtimes")]
+#[command(
+    name = "harness",
+    version,
+    about = "Conformance and benchmarking harness for OCI container runtimes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -208,11 +208,27 @@ fn verb_of(argv: &[OsString]) -> String {
         .find(|a| {
             matches!(
                 a.as_ref(),
-                "create" | "start" | "state" | "kill" | "delete" | "run" | "features" | "exec" | "ps" | "list" | "pause" | "resume" | "update"
+                "create"
+                    | "start"
+                    | "state"
+                    | "kill"
+                    | "delete"
+                    | "run"
+                    | "features"
+                    | "exec"
+                    | "ps"
+                    | "list"
+                    | "pause"
+                    | "resume"
+                    | "update"
             )
         })
         .map(|s| s.into_owned())
-        .unwrap_or_else(|| argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default())
+        .unwrap_or_else(|| {
+            argv.first()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
 }
 
 /// Runs `path argv...` and collects its output; stdin is `input` or empty.
@@ -336,7 +352,14 @@ mod tests {
         // The "runtime" exits at once; its background child (the
         // "container") writes later and closes the pipe when it ends.
         let argv: Vec<OsString> = vec!["-c".into(), "(sleep 0.2; echo late) & exit 0".into()];
-        let (o, io) = run_container(Path::new("/bin/sh"), &argv, &[], StdinMode::Null, Duration::from_secs(5)).unwrap();
+        let (o, io) = run_container(
+            Path::new("/bin/sh"),
+            &argv,
+            &[],
+            StdinMode::Null,
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert!(o.status.success());
         assert!(io.wait_eof(Duration::from_secs(5)));
         assert_eq!(io.stdout(), "late\n");

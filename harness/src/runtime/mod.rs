@@ -26,10 +26,7 @@ pub enum Error {
     #[error("`{verb}` timed out after {secs:.1}s (the runtime was killed)")]
     Timeout { verb: String, secs: f64 },
     #[error("io on {what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -60,13 +57,7 @@ impl Runtime {
     pub fn version(&self) -> String {
         let out = exec::run_simple(&self.path, &["--version".into()], &[], None, self.timeout);
         match out {
-            Ok(o) if o.status.success() => o
-                .stdout
-                .lines()
-                .next()
-                .unwrap_or("unknown")
-                .trim()
-                .to_string(),
+            Ok(o) if o.status.success() => o.stdout.lines().next().unwrap_or("unknown").trim().to_string(),
             _ => "unknown".to_string(),
         }
     }
@@ -95,8 +86,7 @@ fn resolve_binary(spec: &str) -> Result<PathBuf> {
             .find(|p| p.is_file())
             .ok_or_else(|| not_usable(Path::new(spec), "not found in PATH".into()))?
     };
-    let meta = std::fs::metadata(&candidate)
-        .map_err(|e| not_usable(&candidate, format!("cannot stat: {e}")))?;
+    let meta = std::fs::metadata(&candidate).map_err(|e| not_usable(&candidate, format!("cannot stat: {e}")))?;
     if !meta.is_file() {
         return Err(not_usable(&candidate, "not a regular file".into()));
     }
@@ -141,14 +131,12 @@ impl Driver {
     pub fn exec(&self, verb: &str, args: &[&OsStr]) -> Result<Output> {
         let args: Vec<OsString> = args.iter().map(|a| a.to_os_string()).collect();
         let argv = self.argv(verb, &args);
-        self.exec_input(&argv, None).map_err(|e| {
-            match e {
-                Error::Timeout { secs, .. } => Error::Timeout {
-                    verb: verb.to_string(),
-                    secs,
-                },
-                other => other,
-            }
+        self.exec_input(&argv, None).map_err(|e| match e {
+            Error::Timeout { secs, .. } => Error::Timeout {
+                verb: verb.to_string(),
+                secs,
+            },
+            other => other,
         })
     }
 
@@ -176,13 +164,7 @@ impl Driver {
         self.spawn_container("run", id, bundle, opts)
     }
 
-    fn spawn_container(
-        &self,
-        verb: &str,
-        id: &str,
-        bundle: &Path,
-        opts: &CreateOpts,
-    ) -> Result<(Output, ContainerIo)> {
+    fn spawn_container(&self, verb: &str, id: &str, bundle: &Path, opts: &CreateOpts) -> Result<(Output, ContainerIo)> {
         let mut args: Vec<OsString> = vec!["--bundle".into(), bundle.into()];
         if let Some(p) = &opts.pid_file {
             args.push("--pid-file".into());
@@ -195,14 +177,20 @@ impl Driver {
         args.extend(opts.extra.iter().map(OsString::from));
         args.push(id.into());
         let argv = self.argv(verb, &args);
-        exec::run_container(&self.runtime.path, &argv, &self.env, opts.stdin.clone(), self.runtime.timeout)
-            .map_err(|e| match e {
-                Error::Timeout { secs, .. } => Error::Timeout {
-                    verb: verb.to_string(),
-                    secs,
-                },
-                other => other,
-            })
+        exec::run_container(
+            &self.runtime.path,
+            &argv,
+            &self.env,
+            opts.stdin.clone(),
+            self.runtime.timeout,
+        )
+        .map_err(|e| match e {
+            Error::Timeout { secs, .. } => Error::Timeout {
+                verb: verb.to_string(),
+                secs,
+            },
+            other => other,
+        })
     }
 
     pub fn start(&self, id: &str) -> Result<Output> {
