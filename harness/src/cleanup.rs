@@ -171,6 +171,27 @@ fn remove_cgroup(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// The host's hostname, to notice a runtime that set it outside a UTS
+/// namespace.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Puts the host's hostname back; reports whether a change had to be undone.
+pub fn restore_host_name(expected: &str) -> Option<Leak> {
+    let now = host_name();
+    if now == expected || expected.is_empty() {
+        return None;
+    }
+    let _ = std::fs::write("/proc/sys/kernel/hostname", expected);
+    Some(Leak {
+        kind: "host hostname",
+        what: format!("changed to {now:?} (restored {expected:?})"),
+    })
+}
+
 /// Finds and removes what a case left: processes marked with `prefix`,
 /// mounts below `case_dir`, cgroups named with `prefix`, extra cgroup paths
 /// the case asked for, and anything left in the runtime's state `root`.

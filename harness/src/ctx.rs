@@ -45,6 +45,8 @@ pub struct Shared {
     pub probe: PathBuf,
     /// How long a container may take to finish its work.
     pub timeout: Duration,
+    /// The host's hostname when the run began.
+    pub host_name: String,
 }
 
 pub struct Ctx {
@@ -425,7 +427,9 @@ impl Ctx {
         for &p in &self.pids {
             reaper::wait_exit(p, Duration::from_millis(200));
         }
-        cleanup::sweep(&self.prefix, &self.dir, &self.driver.root, &self.cgroup_paths)
+        let mut leaks = cleanup::sweep(&self.prefix, &self.dir, &self.driver.root, &self.cgroup_paths);
+        leaks.extend(cleanup::restore_host_name(&self.shared.host_name));
+        leaks
     }
 }
 

@@ -163,6 +163,7 @@ pub fn run(
         features,
         probe: probe.to_path_buf(),
         timeout: opts.timeout,
+        host_name: crate::cleanup::host_name(),
     });
 
     let next = AtomicUsize::new(0);
