@@ -156,7 +156,9 @@ pub fn cgroups_named(roots: &[PathBuf], prefix: &str) -> Vec<PathBuf> {
 }
 
 fn remove_cgroup(dir: &Path) {
-    // Kill what is still inside, then remove children before parents.
+    // Kill what is still inside, then remove children before parents. A
+    // killed task stays a member until it is reaped, so rmdir is retried
+    // (EBUSY) for a while.
     if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
         let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
         kill_all(&pids);
@@ -168,7 +170,10 @@ fn remove_cgroup(dir: &Path) {
             }
         }
     }
-    let _ = std::fs::remove_dir(dir);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The host's hostname, to notice a runtime that set it outside a UTS
