@@ -1,8 +1,6 @@
 //! The `create` operation's errors (runtime.md, Create and Errors): a refused
 //! create must leave no container, state, process or cgroup behind.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::bundle::Bundle;
@@ -87,19 +85,19 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// Asserts a refused create: an error exit, then no container under `id`.
-pub(crate) fn expect_refused(ctx: &mut Ctx, id: &str, bundle: &Path, clause: &str, what: &str) -> CaseResult {
-    let b = Bundle {
-        dir: bundle.to_path_buf(),
-    };
-    let (out, _io) = ctx.create_raw(id, &b, &CreateOpts::default())?;
+/// Asserts a refused create of `bundle` under a fresh id: an error exit,
+/// then no container known under the id and no state directory for it.
+/// Processes, mounts and cgroups left behind are caught by the sweep.
+pub(crate) fn expect_refused(ctx: &mut Ctx, bundle: &Bundle, clause: &str, what: &str) -> CaseResult {
+    let id = ctx.new_id();
+    let (out, _io) = ctx.create_raw(&id, bundle, &CreateOpts::default())?;
     check(
         !out.status.success(),
         clause,
         format!("create to fail for {what}"),
         format!("create exited 0 (stderr {:?})", crate::ctx::tail(&out.stderr, 200)),
     )?;
-    expect_no_container(ctx, id)
+    expect_no_container(ctx, &id)
 }
 
 /// The runtime does not know `id` and kept no state directory for it.
@@ -176,41 +174,22 @@ fn no_id(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn missing_bundle(ctx: &mut Ctx) -> CaseResult {
-    let id = ctx.new_id();
-    let nowhere = ctx.path("no-such-bundle");
-    expect_refused(
-        ctx,
-        &id,
-        &nowhere,
-        "runtime.create.missing-args-error",
-        "a missing bundle",
-    )
+    let nowhere = Bundle {
+        dir: ctx.path("no-such-bundle"),
+    };
+    expect_refused(ctx, &nowhere, "runtime.create.missing-args-error", "a missing bundle")
 }
 
 fn missing_config(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&ctx.spec())?;
     let _ = std::fs::remove_file(b.config_path());
-    let id = ctx.new_id();
-    expect_refused(
-        ctx,
-        &id,
-        &b.dir,
-        "bundle.config.required",
-        "a bundle without config.json",
-    )
+    expect_refused(ctx, &b, "bundle.config.required", "a bundle without config.json")
 }
 
 fn malformed_json(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&ctx.spec())?;
     let _ = std::fs::write(b.config_path(), b"{\"ociVersion\": \"1.0.2\", \"process\": {");
-    let id = ctx.new_id();
-    expect_refused(
-        ctx,
-        &id,
-        &b.dir,
-        "runtime.create.apply-error",
-        "config.json that is not JSON",
-    )
+    expect_refused(ctx, &b, "runtime.create.apply-error", "config.json that is not JSON")
 }
 
 fn unknown_namespace_type(ctx: &mut Ctx) -> CaseResult {
@@ -219,28 +198,14 @@ fn unknown_namespace_type(ctx: &mut Ctx) -> CaseResult {
         ns.push(json!({"type": "harness-bogus"}));
     }
     let b = raw_bundle(ctx, &cfg)?;
-    let id = ctx.new_id();
-    expect_refused(
-        ctx,
-        &id,
-        &b.dir,
-        "config.valid-values.error",
-        "namespace type \"harness-bogus\"",
-    )
+    expect_refused(ctx, &b, "config.valid-values.error", "namespace type \"harness-bogus\"")
 }
 
 fn missing_rootfs(ctx: &mut Ctx) -> CaseResult {
     let mut cfg = ctx.spec_json();
     cfg["root"]["path"] = json!("no-such-rootfs");
     let b = raw_bundle(ctx, &cfg)?;
-    let id = ctx.new_id();
-    expect_refused(
-        ctx,
-        &id,
-        &b.dir,
-        "runtime.create.apply-error",
-        "root.path \"no-such-rootfs\"",
-    )
+    expect_refused(ctx, &b, "runtime.create.apply-error", "root.path \"no-such-rootfs\"")
 }
 
 fn missing_program(ctx: &mut Ctx) -> CaseResult {
@@ -267,12 +232,5 @@ fn unsupported_oci_version(ctx: &mut Ctx) -> CaseResult {
     let mut cfg = ctx.spec_json();
     cfg["ociVersion"] = json!("not-a-version");
     let b = raw_bundle(ctx, &cfg)?;
-    let id = ctx.new_id();
-    expect_refused(
-        ctx,
-        &id,
-        &b.dir,
-        "config.valid-values.error",
-        "ociVersion \"not-a-version\"",
-    )
+    expect_refused(ctx, &b, "config.valid-values.error", "ociVersion \"not-a-version\"")
 }
