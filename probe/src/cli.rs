@@ -109,8 +109,8 @@ pub fn run(args: &[String]) -> i32 {
             0
         }
         (
-            "true" | "exit" | "sleep" | "cat" | "write" | "signals" | "hook" | "hook-fail"
-            | "listen-fds" | "tty" | "ps",
+            "true" | "exit" | "sleep" | "cat" | "write" | "signals" | "hook" | "hook-fail" | "listen-fds" | "tty"
+            | "ps",
             _,
         ) => usage_error(&format!("{cmd}: wrong arguments")),
         _ => usage_error(&format!("unknown command `{cmd}`")),
@@ -250,14 +250,8 @@ mod tests {
     fn sleep_durations() {
         assert_eq!(parse_sleep("inf"), Some(SleepFor::Forever));
         assert_eq!(parse_sleep("infinity"), Some(SleepFor::Forever));
-        assert_eq!(
-            parse_sleep("0.5"),
-            Some(SleepFor::For(Duration::from_millis(500)))
-        );
-        assert_eq!(
-            parse_sleep("2"),
-            Some(SleepFor::For(Duration::from_secs(2)))
-        );
+        assert_eq!(parse_sleep("0.5"), Some(SleepFor::For(Duration::from_millis(500))));
+        assert_eq!(parse_sleep("2"), Some(SleepFor::For(Duration::from_secs(2))));
         assert_eq!(parse_sleep("1e300"), Some(SleepFor::Forever));
         assert_eq!(parse_sleep("-1"), None);
         assert_eq!(parse_sleep("NaN"), None);

@@ -130,9 +130,7 @@ pub fn collect(items: &[String]) -> Report {
     let mut errors = BTreeMap::new();
     let mut report = Report {
         schema: REPORT_SCHEMA,
-        args: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        args: std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect(),
         env: std::env::vars_os()
             .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
             .collect(),

@@ -56,10 +56,7 @@ pub fn run(label: &str, file: &str, exit_code: i32) -> i32 {
     match append(file, &rec) {
         Ok(()) => exit_code,
         Err(err) => {
-            eprintln!(
-                "probe: hook {label}: {file}: {}",
-                crate::errno::io_error_name(&err)
-            );
+            eprintln!("probe: hook {label}: {file}: {}", crate::errno::io_error_name(&err));
             1
         }
     }

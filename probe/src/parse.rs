@@ -101,10 +101,7 @@ mod tests {
         // makedev(1, 3) and makedev(136, 0), and a large one.
         assert_eq!((dev_major(0x103), dev_minor(0x103)), (1, 3));
         assert_eq!((dev_major(0x8800), dev_minor(0x8800)), (136, 0));
-        let dev = (0x1234u64 & 0xfff) << 8
-            | (0x1234u64 & !0xfff) << 32
-            | (0x56789 & 0xff)
-            | (0x56789 & !0xff) << 12;
+        let dev = (0x1234u64 & 0xfff) << 8 | (0x1234u64 & !0xfff) << 32 | (0x56789 & 0xff) | (0x56789 & !0xff) << 12;
         assert_eq!((dev_major(dev), dev_minor(dev)), (0x1234, 0x56789));
     }
 }

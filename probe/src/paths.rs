@@ -64,9 +64,7 @@ pub fn path_info(path: &str) -> PathInfo {
                 info.minor = dev_minor(meta.rdev());
             }
             if meta.file_type().is_symlink() {
-                info.target = fs::read_link(path)
-                    .ok()
-                    .map(|t| t.to_string_lossy().into_owned());
+                info.target = fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
             }
         }
         Err(err) => info.stat_error = Some(io_error_name(&err)),
@@ -128,11 +126,7 @@ fn attempt_file(path: &str, target: Option<&fs::Metadata>, info: &mut PathInfo) 
         }
         Err(err) => info.read_error = Some(io_error_name(&err)),
     }
-    match OpenOptions::new()
-        .write(true)
-        .custom_flags(flags)
-        .open(path)
-    {
+    match OpenOptions::new().write(true).custom_flags(flags).open(path) {
         Ok(file) => drop(file),
         Err(err) => info.write_error = Some(io_error_name(&err)),
     }
@@ -166,9 +160,7 @@ pub fn dev_nodes(dir: &str) -> Vec<DevNode> {
                 uid: meta.uid(),
                 gid: meta.gid(),
                 target: if ft.is_symlink() {
-                    fs::read_link(&path)
-                        .ok()
-                        .map(|t| t.to_string_lossy().into_owned())
+                    fs::read_link(&path).ok().map(|t| t.to_string_lossy().into_owned())
                 } else {
                     None
                 },

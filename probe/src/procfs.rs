@@ -75,12 +75,7 @@ pub fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
     if after.len() < 2 {
         return None;
     }
-    let list = |s: &str| -> Vec<String> {
-        s.split(',')
-            .filter(|o| !o.is_empty())
-            .map(unescape_octal)
-            .collect()
-    };
+    let list = |s: &str| -> Vec<String> { s.split(',').filter(|o| !o.is_empty()).map(unescape_octal).collect() };
     Some(MountInfo {
         id: fields[0].parse().ok()?,
         parent: fields[1].parse().ok()?,
@@ -235,10 +230,7 @@ Seccomp:\t2\nSeccomp_filters:\t1\n";
 
     #[test]
     fn mountinfo_without_optional_fields_and_with_escapes() {
-        let m = parse_mountinfo_line(
-            "100 99 0:52 / /my\\040dir ro,nosuid - tmpfs my\\040src rw,size=64k\n",
-        )
-        .unwrap();
+        let m = parse_mountinfo_line("100 99 0:52 / /my\\040dir ro,nosuid - tmpfs my\\040src rw,size=64k\n").unwrap();
         assert!(m.optional.is_empty());
         assert_eq!(m.mount_point, "/my dir");
         assert_eq!(m.source, "my src");
@@ -309,10 +301,7 @@ eth0: 2000 20 0 0 0 0 0 0 2000\n";
 
     #[test]
     fn sysctl_paths() {
-        assert_eq!(
-            sysctl_path("net.ipv4.ip_forward"),
-            "/proc/sys/net/ipv4/ip_forward"
-        );
+        assert_eq!(sysctl_path("net.ipv4.ip_forward"), "/proc/sys/net/ipv4/ip_forward");
         assert_eq!(sysctl_path("kernel.hostname"), "/proc/sys/kernel/hostname");
         assert_eq!(
             sysctl_path("net/ipv4/conf/eth0.1/forwarding"),

@@ -67,10 +67,7 @@ pub fn run() -> i32 {
     let signals = catchable();
     let set = sys::sigset(&signals);
     if let Err(err) = sys::block_signals(&set) {
-        eprintln!(
-            "probe: signals: sigprocmask: {}",
-            crate::errno::io_error_name(&err)
-        );
+        eprintln!("probe: signals: sigprocmask: {}", crate::errno::io_error_name(&err));
         return 1;
     }
     for &sig in &signals {
@@ -92,10 +89,7 @@ pub fn run() -> i32 {
             }
             Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
             Err(err) => {
-                eprintln!(
-                    "probe: signals: sigwaitinfo: {}",
-                    crate::errno::io_error_name(&err)
-                );
+                eprintln!("probe: signals: sigwaitinfo: {}", crate::errno::io_error_name(&err));
                 return 1;
             }
         }

@@ -9,9 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use crate::report::{Ids, Rlimit};
 
 fn last_errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// A path as a C string; an interior NUL becomes `EINVAL`.
@@ -32,14 +30,7 @@ pub fn getppid() -> i32 {
 /// Real and effective ids and the supplementary groups, sorted.
 pub fn ids() -> Ids {
     // SAFETY: the get*id calls have no preconditions and cannot fail.
-    let (uid, euid, gid, egid) = unsafe {
-        (
-            libc::getuid(),
-            libc::geteuid(),
-            libc::getgid(),
-            libc::getegid(),
-        )
-    };
+    let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
     Ids {
         uid,
         euid,
@@ -111,11 +102,7 @@ pub fn uname() -> Option<Uts> {
 
 /// A fixed-size C char array up to its first NUL (or its end), lossily.
 pub fn c_chars(chars: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = chars
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
+    let bytes: Vec<u8> = chars.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -343,12 +330,7 @@ mod tests {
 
     #[test]
     fn c_chars_stop_at_nul() {
-        let chars = [
-            b'a' as libc::c_char,
-            b'b' as libc::c_char,
-            0,
-            b'c' as libc::c_char,
-        ];
+        let chars = [b'a' as libc::c_char, b'b' as libc::c_char, 0, b'c' as libc::c_char];
         assert_eq!(c_chars(&chars), "ab");
         let full = [b'x' as libc::c_char; 3];
         assert_eq!(c_chars(&full), "xxx");
@@ -356,10 +338,7 @@ mod tests {
 
     #[test]
     fn raw_getpid_matches() {
-        assert_eq!(
-            raw_syscall(libc::SYS_getpid, [0; 6]),
-            (i64::from(getpid()), None)
-        );
+        assert_eq!(raw_syscall(libc::SYS_getpid, [0; 6]), (i64::from(getpid()), None));
         let (ret, errno) = raw_syscall(libc::SYS_close, [-1, 0, 0, 0, 0, 0]);
         assert_eq!((ret, errno), (-1, Some(libc::EBADF)));
     }

@@ -134,19 +134,13 @@ fn prepare(name: &str, signature: &str, argv: &[String]) -> Result<Prepared, Fai
         args[slot] = match (kind, text) {
             // Trailing numbers may be left out; they are zero.
             ('n', None) => 0,
-            (_, None) => {
-                return Err(usage(format!(
-                    "syscall {name}: missing argument {}",
-                    slot + 1
-                )))
+            (_, None) => return Err(usage(format!("syscall {name}: missing argument {}", slot + 1))),
+            ('n', Some(t)) => {
+                parse_i64(t).ok_or_else(|| usage(format!("syscall {name}: bad number `{t}`")))? as libc::c_long
             }
-            ('n', Some(t)) => parse_i64(t)
-                .ok_or_else(|| usage(format!("syscall {name}: bad number `{t}`")))?
-                as libc::c_long,
-            ('o', Some(t)) => libc::c_long::from(
-                parse_mode(t)
-                    .ok_or_else(|| usage(format!("syscall {name}: bad octal mode `{t}`")))?,
-            ),
+            ('o', Some(t)) => {
+                libc::c_long::from(parse_mode(t).ok_or_else(|| usage(format!("syscall {name}: bad octal mode `{t}`")))?)
+            }
             ('s', Some(t)) if t == "NULL" => 0,
             ('s', Some(t)) => {
                 let c = CString::new(t.as_bytes())
@@ -160,27 +154,18 @@ fn prepare(name: &str, signature: &str, argv: &[String]) -> Result<Prepared, Fai
                 Some(fd) => fd as libc::c_long,
                 None => {
                     let file = File::open(t).map_err(|e| {
-                        Failure::Setup(format!(
-                            "syscall {name}: open {t}: {}",
-                            crate::errno::io_error_name(&e)
-                        ))
+                        Failure::Setup(format!("syscall {name}: open {t}: {}", crate::errno::io_error_name(&e)))
                     })?;
                     let fd = file.as_raw_fd();
                     files.push(file);
                     libc::c_long::from(fd)
                 }
             },
-            (other, Some(_)) => {
-                return Err(usage(format!(
-                    "syscall {name}: bad signature letter `{other}`"
-                )))
-            }
+            (other, Some(_)) => return Err(usage(format!("syscall {name}: bad signature letter `{other}`"))),
         };
     }
     if let Some(extra) = given.next() {
-        return Err(usage(format!(
-            "syscall {name}: unexpected argument `{extra}`"
-        )));
+        return Err(usage(format!("syscall {name}: unexpected argument `{extra}`")));
     }
     Ok(Prepared {
         args,
@@ -212,14 +197,7 @@ pub fn run(argv: &[String]) -> Result<Value, Failure> {
                 return Err(usage("syscall getcwd: takes no arguments".to_string()));
             }
             let mut buf = vec![0u8; 4096];
-            let args = [
-                buf.as_mut_ptr() as libc::c_long,
-                buf.len() as libc::c_long,
-                0,
-                0,
-                0,
-                0,
-            ];
+            let args = [buf.as_mut_ptr() as libc::c_long, buf.len() as libc::c_long, 0, 0, 0, 0];
             let (ret, errno) = sys::raw_syscall(libc::SYS_getcwd, args);
             let data = errno.is_none().then(|| {
                 let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
@@ -252,8 +230,7 @@ pub fn run(argv: &[String]) -> Result<Value, Failure> {
             let (nr, numbers) = rest
                 .split_first()
                 .ok_or_else(|| usage("syscall raw: missing syscall number".to_string()))?;
-            let nr = parse_i64(nr)
-                .ok_or_else(|| usage(format!("syscall raw: bad syscall number `{nr}`")))?;
+            let nr = parse_i64(nr).ok_or_else(|| usage(format!("syscall raw: bad syscall number `{nr}`")))?;
             if numbers.len() > 6 {
                 return Err(usage("syscall raw: at most six arguments".to_string()));
             }
@@ -326,23 +303,11 @@ mod tests {
     #[test]
     fn argument_errors() {
         assert!(matches!(run(&args(&[])), Err(Failure::Usage(_))));
-        assert!(matches!(
-            run(&args(&["nosuchcall"])),
-            Err(Failure::Usage(_))
-        ));
-        assert!(matches!(
-            run(&args(&["kill", "x", "0"])),
-            Err(Failure::Usage(_))
-        ));
+        assert!(matches!(run(&args(&["nosuchcall"])), Err(Failure::Usage(_))));
+        assert!(matches!(run(&args(&["kill", "x", "0"])), Err(Failure::Usage(_))));
         assert!(matches!(run(&args(&["chdir"])), Err(Failure::Usage(_))));
-        assert!(matches!(
-            run(&args(&["getpid", "1"])),
-            Err(Failure::Usage(_))
-        ));
-        assert!(matches!(
-            run(&args(&["mkdir", "/x", "9"])),
-            Err(Failure::Usage(_))
-        ));
+        assert!(matches!(run(&args(&["getpid", "1"])), Err(Failure::Usage(_))));
+        assert!(matches!(run(&args(&["mkdir", "/x", "9"])), Err(Failure::Usage(_))));
         assert!(matches!(
             run(&args(&["setns", "/nonexistent", "0"])),
             Err(Failure::Setup(_))

@@ -35,12 +35,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 #[test]
 fn report_parses_with_sensible_values() {
     let mut child = Command::new(PROBE)
-        .args([
-            "report",
-            "/dev/null",
-            "/nonexistent",
-            "sysctl:kernel.hostname",
-        ])
+        .args(["report", "/dev/null", "/nonexistent", "sysctl:kernel.hostname"])
         .env("PROBE_TEST_VAR", "a b")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -48,12 +43,7 @@ fn report_parses_with_sensible_values() {
         .unwrap();
     let pid = child.id() as i32;
     let mut text = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(text.lines().count(), 1, "one line of json");
     let report: Report = serde_json::from_str(&text).expect("report json");
@@ -63,18 +53,10 @@ fn report_parses_with_sensible_values() {
     assert_eq!(report.ppid, std::process::id() as i32);
     assert_eq!(
         report.args[1..],
-        [
-            "report",
-            "/dev/null",
-            "/nonexistent",
-            "sysctl:kernel.hostname"
-        ]
+        ["report", "/dev/null", "/nonexistent", "sysctl:kernel.hostname"]
     );
     assert!(report.env.iter().any(|e| e == "PROBE_TEST_VAR=a b"));
-    assert_eq!(
-        report.cwd,
-        std::env::current_dir().unwrap().to_str().unwrap()
-    );
+    assert_eq!(report.cwd, std::env::current_dir().unwrap().to_str().unwrap());
 
     let null = &report.paths["/dev/null"];
     assert!(null.exists);
@@ -91,10 +73,7 @@ fn report_parses_with_sensible_values() {
     assert!(report.rlimits.contains_key("RLIMIT_NOFILE"));
     assert!(report.namespaces.contains_key("pid"));
     assert!(report.mounts.iter().any(|m| m.mount_point == "/"));
-    assert!(report
-        .devices
-        .iter()
-        .any(|d| d.path == "/dev/null" && d.kind == "c"));
+    assert!(report.devices.iter().any(|d| d.path == "/dev/null" && d.kind == "c"));
     assert!(!report.cgroups.is_empty());
     assert!(report.net_interfaces.iter().any(|n| n == "lo"));
     assert_eq!(report.stdio.targets[0], "/dev/null");
@@ -180,10 +159,7 @@ fn hook_appends_a_record() {
 
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["hook"], "prestart");
     assert_eq!(lines[0]["state"]["id"], "c1");
@@ -215,10 +191,7 @@ fn signals_are_reported_until_sigkill() {
         .unwrap();
     let pid = child.id() as i32;
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(
-        read_line_within(&mut out, Duration::from_secs(10)),
-        "ready\n"
-    );
+    assert_eq!(read_line_within(&mut out, Duration::from_secs(10)), "ready\n");
     for (sig, name) in [
         (libc::SIGUSR1, "SIGUSR1"),
         (libc::SIGTERM, "SIGTERM"),
@@ -227,10 +200,7 @@ fn signals_are_reported_until_sigkill() {
         // SAFETY: `pid` is our own child, which has not been waited for, so
         // the pid cannot have been reused.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-        assert_eq!(
-            read_line_within(&mut out, Duration::from_secs(10)),
-            format!("{name}\n")
-        );
+        assert_eq!(read_line_within(&mut out, Duration::from_secs(10)), format!("{name}\n"));
     }
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);

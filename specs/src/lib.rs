@@ -152,9 +152,7 @@ impl Catalog {
     /// Clauses a black-box test can observe (`observable` other than `none`): the
     /// denominator for coverage reports.
     pub fn observable(&self) -> impl Iterator<Item = &Clause> {
-        self.clauses
-            .iter()
-            .filter(|c| c.observable != Observable::None)
+        self.clauses.iter().filter(|c| c.observable != Observable::None)
     }
 }
 
@@ -230,10 +228,7 @@ fn check_id(id: &str) -> Result<(), &'static str> {
     if segments.iter().any(|s| s.is_empty()) {
         return Err("empty segment");
     }
-    if segments
-        .iter()
-        .any(|s| s.starts_with('-') || s.ends_with('-'))
-    {
+    if segments.iter().any(|s| s.starts_with('-') || s.ends_with('-')) {
         return Err("segment starts or ends with '-'");
     }
     if !DOCS.contains(&segments[0]) {
@@ -286,9 +281,7 @@ pub fn parse(text: &str) -> Result<Catalog, Error> {
             return Err(Error::DuplicateId(c.id.clone()));
         }
     }
-    Ok(Catalog {
-        clauses: raw.clause,
-    })
+    Ok(Catalog { clauses: raw.clause })
 }
 
 /// The embedded catalog, parsed once on first use.
@@ -311,10 +304,7 @@ mod tests {
     use std::path::Path;
 
     /// Where the spec markdown lives in the shared checkout; optional at test time.
-    const SPEC_DIR: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/oci-runtime-spec-v1.3.0"
-    );
+    const SPEC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/oci-runtime-spec-v1.3.0");
 
     fn one(id: &str, file: &str) -> String {
         format!(
@@ -396,10 +386,7 @@ mod tests {
             matches!(&err, Error::DuplicateId(id) if id == "runtime.create.id-unique"),
             "{err}"
         );
-        assert_eq!(
-            err.to_string(),
-            "duplicate clause id runtime.create.id-unique"
-        );
+        assert_eq!(err.to_string(), "duplicate clause id runtime.create.id-unique");
     }
 
     #[test]
@@ -413,10 +400,7 @@ mod tests {
             "nosuchdoc.x",
         ] {
             let err = parse(&one(id, "runtime.md")).unwrap_err();
-            assert!(
-                matches!(&err, Error::BadId { id: got, .. } if got == id),
-                "{id}: {err}"
-            );
+            assert!(matches!(&err, Error::BadId { id: got, .. } if got == id), "{id}: {err}");
         }
     }
 
@@ -436,10 +420,7 @@ mod tests {
         assert!(matches!(err, Error::UnknownFile { .. }), "{err}");
         let text = one("config.x", "config.md").replace("something", " ");
         let err = parse(&text).unwrap_err();
-        assert!(
-            matches!(err, Error::EmptyField { field: "text", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, Error::EmptyField { field: "text", .. }), "{err}");
     }
 
     #[test]
@@ -464,8 +445,6 @@ mod tests {
     fn enough_observable_clauses() {
         let n = catalog().observable().count();
         assert!(n >= 200, "only {n} observable clauses");
-        assert!(catalog()
-            .observable()
-            .all(|c| c.observable != Observable::None));
+        assert!(catalog().observable().all(|c| c.observable != Observable::None));
     }
 }
