@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Seconds one runtime operation (or a container's run) may take.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
     /// The probe binary (default: beside the harness).
     #[arg(long)]
