@@ -1,0 +1,6 @@
+//! Setting up an OCI Linux container, shared by the bundled runtimes (the
+//! native runtime, the sandbox's supervisor, the VM's guest agent). Each
+//! concern is a module; OS effects go through seams the tests can replace.
+
+pub mod cgroups;
+pub mod seccomp;
