@@ -4,3 +4,11 @@
 
 pub mod cgroups;
 pub mod seccomp;
+pub mod config;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod state;
+
+/// The runtime-spec version this library implements.
+pub const OCI_VERSION: &str = "1.3.0";
