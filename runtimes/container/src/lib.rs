@@ -12,3 +12,9 @@ pub mod state;
 
 /// The runtime-spec version this library implements.
 pub const OCI_VERSION: &str = "1.3.0";
+pub mod features;
+
+/// The features document (features.md).
+pub fn features() -> serde_json::Value {
+    features::document()
+}
