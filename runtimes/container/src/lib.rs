@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod process;
 pub mod state;
+pub mod unix;
 
 /// The runtime-spec version this library implements.
 pub const OCI_VERSION: &str = "1.3.0";
