@@ -72,6 +72,19 @@ impl Runtime {
     }
 }
 
+/// Runtimes this project ships, found beside the harness executable (cargo
+/// builds them into the same directory).
+pub const BUNDLED: &[&str] = &["native"];
+
+fn bundled(name: &str) -> Option<PathBuf> {
+    if !BUNDLED.contains(&name) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(name), dir.parent()?.join(name)].into_iter().find(|p| p.is_file())
+}
+
 fn resolve_binary(spec: &str) -> Result<PathBuf> {
     let not_usable = |p: &Path, reason: String| Error::NotUsable {
         path: p.to_path_buf(),
@@ -79,6 +92,8 @@ fn resolve_binary(spec: &str) -> Result<PathBuf> {
     };
     let candidate = if spec.contains('/') {
         PathBuf::from(spec)
+    } else if let Some(p) = bundled(spec) {
+        p
     } else {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
