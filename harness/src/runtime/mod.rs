@@ -82,7 +82,9 @@ fn bundled(name: &str) -> Option<PathBuf> {
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(name), dir.parent()?.join(name)].into_iter().find(|p| p.is_file())
+    [dir.join(name), dir.parent()?.join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 fn resolve_binary(spec: &str) -> Result<PathBuf> {

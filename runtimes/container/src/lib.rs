@@ -3,11 +3,11 @@
 //! concern is a module; OS effects go through seams the tests can replace.
 
 pub mod cgroups;
-pub mod seccomp;
 pub mod config;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;
+pub mod seccomp;
 pub mod state;
 pub mod unix;
 
