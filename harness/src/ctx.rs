@@ -354,7 +354,23 @@ impl Ctx {
 
     /// Create, start, wait for the end, delete: the process's output.
     pub fn run_to_end(&mut self, spec: &Spec) -> Result<Finished, Verdict> {
+        let b = self.bundle(spec)?;
+        self.run_bundle(&b)
+    }
+
+    /// Creates and starts a container from `spec` and waits until the
+    /// runtime reports it stopped; the container is not deleted.
+    pub fn run_until_stopped(&mut self, spec: &Spec) -> Result<Container, Verdict> {
         let c = self.create_spec(spec)?;
+        self.start(&c)?;
+        self.wait_exit(&c)?;
+        self.wait_status(&c.id, "stopped")?;
+        Ok(c)
+    }
+
+    /// `run_to_end` for a bundle already on disk.
+    pub fn run_bundle(&mut self, b: &Bundle) -> Result<Finished, Verdict> {
+        let c = self.create(b)?;
         self.start(&c)?;
         let status = self.wait_exit(&c)?;
         // Only the runtime knows when it has noticed the exit.
@@ -376,11 +392,20 @@ impl Ctx {
 
     /// Runs `probe report ITEMS...` under `spec` and parses what it printed.
     pub fn report(&mut self, spec: &Spec, items: &[&str]) -> Result<probe::Report, Verdict> {
+        let b = self.bundle(spec)?;
+        self.report_in(&b, spec, items)
+    }
+
+    /// `report` in a bundle the case has already prepared (files placed in
+    /// its rootfs or beside it): `spec` is rewritten there with the probe's
+    /// arguments, then run to its end.
+    pub fn report_in(&mut self, b: &Bundle, spec: &Spec, items: &[&str]) -> Result<probe::Report, Verdict> {
         let mut spec = spec.clone();
         let mut args = vec![bundle::PROBE, "report"];
         args.extend_from_slice(items);
         spec.set_args(&args);
-        let f = self.run_to_end(&spec)?;
+        b.write_spec(&spec).map_err(|e| self.harness_error(e))?;
+        let f = self.run_bundle(b)?;
         parse_report(&f.stdout).map_err(|e| {
             fail(
                 self.clause,

@@ -60,10 +60,7 @@ fn stopped_removes(ctx: &mut Ctx) -> CaseResult {
     let mut spec = ctx.spec();
     let cg = ctx.cgroup_path("delete");
     spec.linux_mut_or_default().set_cgroups_path(Some(cg.clone().into()));
-    let c = ctx.create_spec(&spec)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&spec)?;
     let out = ctx.delete(&c.id, false)?;
     check(
         out.status.success(),
@@ -146,10 +143,7 @@ fn created_error(ctx: &mut Ctx) -> CaseResult {
 fn id_reuse(ctx: &mut Ctx) -> CaseResult {
     let mut spec = ctx.spec();
     spec.set_args(&["/probe", "echo", "first"]);
-    let c = ctx.create_spec(&spec)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&spec)?;
     let out = ctx.delete(&c.id, false)?;
     check(
         out.status.success(),
@@ -188,10 +182,7 @@ fn keeps_foreign_resources(ctx: &mut Ctx) -> CaseResult {
     m.set_options(Some(vec!["rbind".into(), "rw".into()]));
     spec.mounts_mut_or_default().push(m);
     spec.set_args(&["/probe", "write", "/shared/made", "by the container"]);
-    let c = ctx.create_spec(&spec)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&spec)?;
     let out = ctx.delete(&c.id, false)?;
     check(
         out.status.success(),

@@ -142,10 +142,8 @@ fn created_container(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn stopped_error(ctx: &mut Ctx) -> CaseResult {
-    let c = ctx.create_spec(&ctx.spec())?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let before = ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&ctx.spec())?;
+    let before = ctx.state(&c.id)?;
     let out = ctx.kill(&c.id, "KILL")?;
     check(
         !out.status.success(),

@@ -128,10 +128,8 @@ fn start_runs_process(ctx: &mut Ctx) -> CaseResult {
 fn stopped_after_exit(ctx: &mut Ctx) -> CaseResult {
     let mut spec = ctx.spec();
     spec.set_args(&["/probe", "exit", "3"]);
-    let c = ctx.create_spec(&spec)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let st = ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&spec)?;
+    let st = ctx.state(&c.id)?;
     check_eq("runtime.state.status", "status", Some("stopped"), st.status.as_deref())
 }
 
@@ -187,10 +185,7 @@ fn start_running_error(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn start_stopped_error(ctx: &mut Ctx) -> CaseResult {
-    let c = ctx.create_spec(&ctx.spec())?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&ctx.spec())?;
     let out = ctx.start_raw(&c.id)?;
     check(
         !out.status.success(),

@@ -244,15 +244,7 @@ fn relative_source(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&spec)?;
     let _ = std::fs::create_dir_all(b.dir.join("relsrc"));
     let _ = std::fs::write(b.dir.join("relsrc/file"), b"in the bundle");
-    let mut spec = spec;
-    spec.set_args(&["/probe", "report", "/mnt/rel/file"]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let c = ctx.create(&b)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout())
-        .map_err(|e| fail("config.mounts.source-relative", "the probe's report", e))?;
+    let r = ctx.report_in(&b, &spec, &["/mnt/rel/file"])?;
     let content = r.paths.get("/mnt/rel/file").and_then(|p| p.content.clone());
     check_eq(
         "config.mounts.source-relative",

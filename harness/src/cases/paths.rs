@@ -3,7 +3,7 @@
 use probe::report::PathInfo;
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, fail, skip, Case, CaseResult};
+use crate::case::{check, check_eq, skip, Case, CaseResult};
 use crate::ctx::Ctx;
 
 pub const CASES: &[Case] = &[
@@ -90,14 +90,7 @@ fn masked_file(ctx: &mut Ctx) -> CaseResult {
     let spec = with_masked(ctx, &["/etc/secret"]);
     let b = ctx.bundle(&spec)?;
     let _ = std::fs::write(b.rootfs().join("etc/secret"), b"do not read");
-    let mut spec = spec;
-    spec.set_args(&["/probe", "report", "/etc/secret"]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let c = ctx.create(&b)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout()).map_err(|e| fail("config-linux.masked-paths", "a report", e))?;
+    let r = ctx.report_in(&b, &spec, &["/etc/secret"])?;
     let p = r.paths.get("/etc/secret").cloned().unwrap_or_default();
     check(
         is_masked(&p),
@@ -112,14 +105,7 @@ fn masked_directory(ctx: &mut Ctx) -> CaseResult {
     let b = ctx.bundle(&spec)?;
     let _ = std::fs::create_dir_all(b.rootfs().join("etc/private"));
     let _ = std::fs::write(b.rootfs().join("etc/private/key"), b"k");
-    let mut spec = spec;
-    spec.set_args(&["/probe", "report", "/etc/private", "/etc/private/key"]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let c = ctx.create(&b)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout()).map_err(|e| fail("config-linux.masked-paths", "a report", e))?;
+    let r = ctx.report_in(&b, &spec, &["/etc/private", "/etc/private/key"])?;
     let d = r.paths.get("/etc/private").cloned().unwrap_or_default();
     check(
         is_masked(&d),
@@ -186,13 +172,7 @@ fn readonly(ctx: &mut Ctx) -> CaseResult {
     l.set_readonly_paths(Some(ro));
     let b = ctx.bundle(&spec)?;
     let _ = std::fs::write(b.rootfs().join("etc/config"), b"keep");
-    spec.set_args(&["/probe", "report", "/etc", "/etc/config", "/tmp"]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let c = ctx.create(&b)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout()).map_err(|e| fail("config-linux.readonly-paths", "a report", e))?;
+    let r = ctx.report_in(&b, &spec, &["/etc", "/etc/config", "/tmp"])?;
     let f = r.paths.get("/etc/config").cloned().unwrap_or_default();
     check_eq(
         "config-linux.readonly-paths",

@@ -3,7 +3,6 @@
 
 use oci_spec::runtime::Spec;
 
-use crate::bundle::SpecExt;
 use probe::report::MountInfo;
 use probe::Report;
 
@@ -99,15 +98,7 @@ fn path_relative_to_bundle(ctx: &mut Ctx) -> CaseResult {
     let spec = ctx.spec();
     let b = ctx.bundle(&spec)?;
     let _ = std::fs::write(b.rootfs().join("marker"), b"this rootfs");
-    let mut spec = spec;
-    spec.set_args(&["/probe", "report", "/marker"]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let c = ctx.create(&b)?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout())
-        .map_err(|e| fail("config.root.path-relative", "the probe's report", e))?;
+    let r = ctx.report_in(&b, &spec, &["/marker"])?;
     let content = r.paths.get("/marker").and_then(|p| p.content.clone());
     check_eq(
         "config.root.path-relative",

@@ -137,10 +137,8 @@ fn running(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn stopped(ctx: &mut Ctx) -> CaseResult {
-    let c = ctx.create_spec(&ctx.spec())?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let st = ctx.wait_status(&c.id, "stopped")?;
+    let c = ctx.run_until_stopped(&ctx.spec())?;
+    let st = ctx.state(&c.id)?;
     check_eq(
         "runtime.state.status-stopped",
         "status",
