@@ -7,6 +7,8 @@ pub mod config;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;
+pub mod rootfs;
+pub mod syscall;
 pub mod seccomp;
 pub mod state;
 pub mod unix;
