@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod config;
 pub mod hooks;
+pub mod launch;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -491,6 +491,28 @@ pub fn send_to_listener(
     pid: i32,
     fd: &OwnedFd,
 ) -> Result<()> {
+    let stream = connect_listener(path)?;
+    send_on(&stream, path, state_json, metadata, pid, fd)
+}
+
+/// Connects to `listenerPath`; done before pivot_root, while the host path
+/// is still reachable, and a failure is the create error the spec asks for.
+pub fn connect_listener(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path).map_err(|source| Error::Os {
+        what: format!("linux.seccomp.listenerPath {}: connect", path.display()),
+        source,
+    })
+}
+
+/// `send_to_listener` on a stream connected earlier with `connect_listener`.
+pub fn send_on(
+    stream: &UnixStream,
+    path: &Path,
+    state_json: &serde_json::Value,
+    metadata: Option<&str>,
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
     let mut msg = serde_json::json!({
         "ociVersion": crate::OCI_VERSION,
         "fds": ["seccompFd"],
@@ -501,14 +523,16 @@ pub fn send_to_listener(
         msg["metadata"] = serde_json::Value::from(m);
     }
     let payload = serde_json::to_vec(&msg).map_err(|e| Error::Internal(format!("serializing the state: {e}")))?;
-    let what = |step: &str| format!("linux.seccomp.listenerPath {}: {step}", path.display());
+    send_payload(stream, path, &payload, fd)
+}
+
+fn send_payload(stream: &UnixStream, path: &Path, payload: &[u8], fd: &OwnedFd) -> Result<()> {
     let os = |step: &str| {
-        let what = what(step);
+        let what = format!("linux.seccomp.listenerPath {}: {step}", path.display());
         move |source| Error::Os { what, source }
     };
-    let stream = UnixStream::connect(path).map_err(os("connect"))?;
-    let sent = send_with_fd(stream.as_fd(), &payload, fd.as_fd()).map_err(os("sendmsg"))?;
-    (&stream).write_all(&payload[sent..]).map_err(os("write"))?;
+    let sent = send_with_fd(stream.as_fd(), payload, fd.as_fd()).map_err(os("sendmsg"))?;
+    (&*stream).write_all(&payload[sent..]).map_err(os("write"))?;
     Ok(())
 }
 

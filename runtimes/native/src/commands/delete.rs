@@ -1,0 +1,24 @@
+//! `native delete [--force] ID`.
+
+use container::state::Store;
+
+use crate::log::Logger;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Kill the container first if it still runs.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    pub id: String,
+}
+
+pub fn run(store: &Store, a: Args, log: &Logger) -> anyhow::Result<i32> {
+    if a.force && matches!(store.load(&a.id), Err(container::state::Error::NotFound(_))) {
+        // runc: a forced delete of an unknown container is not an error.
+        return Ok(0);
+    }
+    for w in container::launch::delete(store, &a.id, a.force)? {
+        log.warn(&w);
+    }
+    Ok(0)
+}

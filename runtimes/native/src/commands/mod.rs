@@ -1,0 +1,56 @@
+//! One module per verb; each parses nothing itself (clap did) and calls the
+//! library.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::Path;
+
+use clap::Subcommand;
+use container::state::Store;
+
+use crate::log::Logger;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a container from a bundle; its program waits for `start`.
+    Create(create::Args),
+    /// Run the program of a created container.
+    Start(start::Args),
+    /// Print a container's state as JSON.
+    State(state::Args),
+    /// Send a signal to a container's process.
+    Kill(kill::Args),
+    /// Remove a stopped container.
+    Delete(delete::Args),
+    /// Create and start a container; wait for it unless detached.
+    Run(run::RunArgs),
+    /// Print what this runtime supports (features.md).
+    Features,
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// List containers.
+    List(list::Args),
+}
+
+pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
+    let store = Store::new(root);
+    match cmd {
+        Command::Create(a) => create::run(&store, a, log),
+        Command::Start(a) => start::run(&store, a),
+        Command::State(a) => state::run(&store, a),
+        Command::Kill(a) => kill::run(&store, a),
+        Command::Delete(a) => delete::run(&store, a, log),
+        Command::Run(a) => run::run(&store, a, log),
+        Command::Features => features::run(),
+        Command::Spec(a) => spec::run(a),
+        Command::List(a) => list::run(&store, a),
+    }
+}
