@@ -850,3 +850,208 @@ mod tests {
         assert!(t.ends_with('Z') && t.len() == 30, "{t}");
     }
 }
+
+/// What `exec` runs in a running container.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    /// The process to run (from `--process`, or the container's own with
+    /// the command line's overrides).
+    pub process: oci_spec::runtime::Process,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// The container's process config, the base `exec` overrides (runc does the
+/// same: env, capabilities, rlimits and the rest carry over).
+pub fn container_process(store: &Store, id: &str) -> Result<oci_spec::runtime::Process> {
+    let r = store.load(id)?;
+    let spec = config::load(&r.bundle)?;
+    Ok(spec.process().clone().unwrap_or_default())
+}
+
+/// The namespaces of `pid` that differ from ours, user first and mount
+/// last, as setns wants them.
+fn namespaces_of(pid: i32) -> Result<Vec<(libc::c_int, OwnedFd)>> {
+    use std::os::unix::fs::MetadataExt;
+    let order = [
+        ("user", libc::CLONE_NEWUSER),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("time", namespaces::flag(LinuxNamespaceType::Time)),
+        ("mnt", libc::CLONE_NEWNS),
+    ];
+    let mut out = Vec::new();
+    for (name, flag) in order {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let (Ok(a), Ok(b)) = (
+            std::fs::metadata(&theirs),
+            std::fs::metadata(format!("/proc/self/ns/{name}")),
+        ) else {
+            continue;
+        };
+        if a.ino() == b.ino() {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).map_err(os(format!("opening {theirs}")))?;
+        out.push((flag, OwnedFd::from(f)));
+    }
+    Ok(out)
+}
+
+/// `exec`: a new process in a running container's namespaces and cgroups.
+/// Returns the process's exit code, or 0 once it runs when detached.
+pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
+    let r = store.load(&opts.id)?;
+    let status = store.status(&r);
+    if !status.can_exec() {
+        return Err(state::Error::Illegal {
+            id: opts.id.clone(),
+            status,
+            op: "exec",
+        }
+        .into());
+    }
+    let spec = config::load(&r.bundle)?;
+    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::Filter::compile(s).map_err(|e| Error::Init(e.to_string()))?),
+        None => None,
+    };
+    let nss = namespaces_of(r.pid)?;
+    let console = match &opts.console_socket {
+        Some(p) if opts.process.terminal() == Some(true) => {
+            Some(UnixStream::connect(p).map_err(os(format!("--console-socket {}", p.display())))?)
+        }
+        _ => None,
+    };
+    // The exec'd process is a grandchild (a pid namespace takes effect for
+    // children only); as subreaper the runtime can still wait for it.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let (parent_sock, child_sock) = seqpacket_pair()?;
+    // SAFETY: fork of this single-threaded process; the child only runs
+    // `exec_child` and then execs or exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(last_os("fork for exec"));
+    }
+    if child == 0 {
+        drop(parent_sock);
+        let e = exec_child(&nss, &child_sock, opts, console.as_ref(), filter.as_ref());
+        let _ = send(&child_sock, ERROR, &e.to_string());
+        // SAFETY: ends the forked child without the parent's destructors.
+        unsafe { libc::_exit(1) };
+    }
+    drop(child_sock);
+    let mut st = 0;
+    let pid = loop {
+        let (tag, payload) =
+            recv(&parent_sock).map_err(|_| Error::Init("exec: the process exited during setup".into()))?;
+        match tag {
+            READY => {
+                break payload
+                    .parse::<i32>()
+                    .map_err(|_| Error::Init("exec: bad pid".into()))?
+            }
+            ERROR => {
+                // SAFETY: reaps the intermediate child.
+                unsafe { libc::waitpid(child, &mut st, 0) };
+                return Err(Error::Init(payload));
+            }
+            other => return Err(Error::Init(format!("exec: unexpected message {other}"))),
+        }
+    };
+    // SAFETY: reaps the intermediate child, which exits after the fork.
+    unsafe { libc::waitpid(child, &mut st, 0) };
+    for d in &r.cgroup_paths {
+        let procs = d.join("cgroup.procs");
+        if procs.exists() {
+            let _ = std::fs::write(&procs, pid.to_string());
+        }
+    }
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    send(&parent_sock, GO, "").map_err(os("starting the exec'd process"))?;
+    // End of file on the socket: the program was executed (close-on-exec),
+    // unless an error came first.
+    if let Ok((ERROR, why)) = recv(&parent_sock) {
+        // SAFETY: reaps the failed process (our child since we are subreaper).
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        return Err(Error::Init(why));
+    }
+    if opts.detach {
+        return Ok(0);
+    }
+    // SAFETY: waits for the exec'd process, re-parented to us.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    Ok(if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        1
+    })
+}
+
+/// The intermediate child: joins the namespaces, forks the process that
+/// will exec, reports its pid. Returns only on failure.
+fn exec_child(
+    nss: &[(libc::c_int, OwnedFd)],
+    sock: &UnixStream,
+    opts: &ExecOptions,
+    console: Option<&UnixStream>,
+    filter: Option<&seccomp::Filter>,
+) -> Error {
+    for (flag, fd) in nss {
+        // SAFETY: setns with an fd we own and its namespace flag.
+        if unsafe { libc::setns(fd.as_raw_fd(), *flag) } != 0 {
+            return last_os(format!("joining namespace {flag:#x}"));
+        }
+    }
+    // SAFETY: fork of a single-threaded child; the grandchild execs.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return last_os("fork for exec");
+    }
+    if pid > 0 {
+        let _ = send(sock, READY, &pid.to_string());
+        // SAFETY: the intermediate child's work is done.
+        unsafe { libc::_exit(0) };
+    }
+    match recv(sock) {
+        Ok((GO, _)) => {}
+        _ => return Error::Init("exec: aborted by the runtime".into()),
+    }
+    let p = &opts.process;
+    if let Some(c) = console {
+        if let Err(e) = setup_terminal(c, p) {
+            return e;
+        }
+    }
+    let run = || -> Result<Never> {
+        process::apply_rlimits(p).map_err(|e| Error::Init(e.to_string()))?;
+        let caps = process::cap_sets(p);
+        let fail = |e: process::Error| Error::Init(e.to_string());
+        process::drop_bounding(&caps).map_err(fail)?;
+        process::set_user(p).map_err(fail)?;
+        process::set_caps(&caps).map_err(fail)?;
+        process::set_no_new_privs(p).map_err(fail)?;
+        process::set_umask(p);
+        std::env::set_current_dir(p.cwd()).map_err(os(format!("process.cwd {}", p.cwd().display())))?;
+        if let Some(f) = filter {
+            f.install().map_err(|e| Error::Init(e.to_string()))?;
+        }
+        close_fds_from(3 + opts.preserve_fds as i32);
+        Err(Error::Init(process::exec(p).to_string()))
+    };
+    match run() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

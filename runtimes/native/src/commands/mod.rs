@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -30,6 +31,8 @@ pub enum Command {
     Kill(kill::Args),
     /// Remove a stopped container.
     Delete(delete::Args),
+    /// Run another process in a running container.
+    Exec(exec::Args),
     /// Create and start a container; wait for it unless detached.
     Run(run::RunArgs),
     /// Print what this runtime supports (features.md).
@@ -49,6 +52,7 @@ pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
         Command::Kill(a) => kill::run(&store, a),
         Command::Delete(a) => delete::run(&store, a, log),
         Command::Run(a) => run::run(&store, a, log),
+        Command::Exec(a) => exec::run(&store, a),
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(a),
         Command::List(a) => list::run(&store, a),
