@@ -949,22 +949,17 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     }
     drop(child_sock);
     let mut st = 0;
-    let pid = loop {
-        let (tag, payload) =
-            recv(&parent_sock).map_err(|_| Error::Init("exec: the process exited during setup".into()))?;
-        match tag {
-            READY => {
-                break payload
-                    .parse::<i32>()
-                    .map_err(|_| Error::Init("exec: bad pid".into()))?
-            }
-            ERROR => {
-                // SAFETY: reaps the intermediate child.
-                unsafe { libc::waitpid(child, &mut st, 0) };
-                return Err(Error::Init(payload));
-            }
-            other => return Err(Error::Init(format!("exec: unexpected message {other}"))),
+    let (tag, payload) = recv(&parent_sock).map_err(|_| Error::Init("exec: the process exited during setup".into()))?;
+    let pid = match tag {
+        READY => payload
+            .parse::<i32>()
+            .map_err(|_| Error::Init("exec: bad pid".into()))?,
+        ERROR => {
+            // SAFETY: reaps the intermediate child.
+            unsafe { libc::waitpid(child, &mut st, 0) };
+            return Err(Error::Init(payload));
         }
+        other => return Err(Error::Init(format!("exec: unexpected message {other}"))),
     };
     // SAFETY: reaps the intermediate child, which exits after the fork.
     unsafe { libc::waitpid(child, &mut st, 0) };
