@@ -1,0 +1,56 @@
+//! The native runtime is the harness's oracle: the whole conformance suite
+//! must pass on it. A failure is rerun once, since two cases read the
+//! kernel log, whose rate limit the host shares; failing twice is real.
+
+use std::time::Duration;
+
+use harness::results::Status;
+use harness::runner::{self, Options};
+use harness::runtime::Runtime;
+
+#[test]
+fn the_whole_suite_passes_on_native() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: containers need root");
+        return;
+    }
+    let timeout = Duration::from_secs(10);
+    let rt = Runtime::resolve(env!("CARGO_BIN_EXE_native"), vec![], timeout).unwrap();
+    let probe = harness::find_probe().expect("the probe is built beside the test (cargo build)");
+    let work = tempfile::tempdir().unwrap();
+    let opts = Options {
+        jobs: 2,
+        workdir: work.path().to_path_buf(),
+        timeout,
+    };
+    let all = harness::cases::all();
+    let r = runner::run(&all, &rt, &probe, &opts, &|_| {}).unwrap();
+    assert_eq!(r.cases.len(), all.len());
+    let failed: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Failed)
+        .map(|c| c.id.clone())
+        .collect();
+    if !failed.is_empty() {
+        let again = harness::cases::select(all, &failed, &[]).unwrap();
+        let r2 = runner::run(&again, &rt, &probe, &opts, &|_| {}).unwrap();
+        let still: Vec<String> = r2
+            .cases
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .map(|c| format!("{}: {}", c.id, c.message))
+            .collect();
+        assert!(still.is_empty(), "failed on native twice: {still:#?}");
+    }
+    // Skips only for what this host lacks, never for the runtime.
+    for c in r.cases.iter().filter(|c| c.status == Status::Skipped) {
+        assert!(
+            !c.message.contains("features"),
+            "{} skipped by native's own features: {}",
+            c.id,
+            c.message
+        );
+    }
+}
