@@ -249,6 +249,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Record> {
     }
     if pid == 0 {
         drop(parent_sock);
+        // Not dumpable while runtime code runs in the container's
+        // namespaces: no container process may open /proc/PID/exe of it and
+        // write to the runtime's binary (CVE-2019-5736). execve of the
+        // user's program makes it dumpable again.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         let code = match init(&spec, &plan, &bundle, opts, &fifo, &child_sock, filter.as_ref()) {
             Ok(never) => match never {},
             Err(e) => {
@@ -942,6 +948,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     }
     if child == 0 {
         drop(parent_sock);
+        // See create: no /proc/PID/exe access to the runtime from inside.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         let e = exec_child(&nss, &child_sock, opts, console.as_ref(), filter.as_ref());
         let _ = send(&child_sock, ERROR, &e.to_string());
         // SAFETY: ends the forked child without the parent's destructors.
@@ -1049,4 +1058,51 @@ fn exec_child(
         Ok(never) => match never {},
         Err(e) => e,
     }
+}
+
+/// The freezer control of a container's cgroups: v1 `freezer.state`, else
+/// v2 `cgroup.freeze`.
+fn freezer(r: &Record) -> Option<(PathBuf, &'static str, &'static str)> {
+    for d in &r.cgroup_paths {
+        if d.join("freezer.state").exists() {
+            return Some((d.join("freezer.state"), "FROZEN", "THAWED"));
+        }
+    }
+    r.cgroup_paths
+        .iter()
+        .map(|d| d.join("cgroup.freeze"))
+        .find(|p| p.exists())
+        .map(|p| (p, "1", "0"))
+}
+
+/// `pause` (freeze) and `resume` (thaw) through the cgroup freezer.
+pub fn set_paused(store: &Store, id: &str, pause: bool) -> Result<()> {
+    let mut r = store.load(id)?;
+    let status = store.status(&r);
+    let (ok, op) = if pause {
+        (status.can_pause(), "pause")
+    } else {
+        (status.can_resume(), "resume")
+    };
+    if !ok {
+        return Err(state::Error::Illegal {
+            id: id.into(),
+            status,
+            op,
+        }
+        .into());
+    }
+    let (file, frozen, thawed) =
+        freezer(&r).ok_or_else(|| Error::Usage(format!("container {id:?} has no freezer cgroup")))?;
+    let value = if pause { frozen } else { thawed };
+    std::fs::write(&file, value).map_err(os(format!("writing {value} to {}", file.display())))?;
+    r.paused = pause;
+    store.save(&r)?;
+    Ok(())
+}
+
+/// `ps`: the host pids of the container's processes.
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
+    let r = store.load(id)?;
+    Ok(pids_in(&r.cgroup_paths))
 }

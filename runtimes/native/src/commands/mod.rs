@@ -7,6 +7,8 @@ mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
@@ -41,6 +43,12 @@ pub enum Command {
     Spec(spec::Args),
     /// List containers.
     List(list::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// List a container's processes.
+    Ps(ps::Args),
 }
 
 pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
@@ -56,5 +64,8 @@ pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(a),
         Command::List(a) => list::run(&store, a),
+        Command::Pause(a) => pause::run(&store, a, true),
+        Command::Resume(a) => pause::run(&store, a, false),
+        Command::Ps(a) => ps::run(&store, a),
     }
 }
