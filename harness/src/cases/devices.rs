@@ -1,14 +1,19 @@
 //! Default filesystems and devices, /dev symlinks, and `linux.devices`
 //! (config-linux.md; runtime-linux.md, Dev symbolic links).
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use probe::report::DevNode;
 use probe::Report;
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, fail, Case, CaseResult};
+use crate::case::{check, check_eq, fail, Case, CaseResult, Need, Verdict};
 use crate::cases::root::mount_at;
-use crate::ctx::Ctx;
+use crate::ctx::{tail, Ctx};
+use crate::runtime::CreateOpts;
+use crate::unix::{recv_with_fds, OneShotListener};
 
 pub const CASES: &[Case] = &[
     Case {
@@ -34,7 +39,7 @@ pub const CASES: &[Case] = &[
             "config-linux.default-devices.tty",
         ],
         needs: &[],
-        summary: "/dev/null zero full random urandom tty are the right character devices",
+        summary: "/dev/null zero full random urandom tty are character devices 1:3 1:5 1:7 1:8 1:9 5:0, mode 0666",
         run: default_devices,
     },
     Case {
@@ -43,6 +48,13 @@ pub const CASES: &[Case] = &[
         needs: &[],
         summary: "/dev/ptmx is the container's devpts ptmx (a symlink to pts/ptmx or a bind of it)",
         run: ptmx,
+    },
+    Case {
+        id: "devices::console_with_terminal",
+        clauses: &["config-linux.default-devices.console"],
+        needs: &[],
+        summary: "with terminal true, /dev/console is the container's pty (the slave on stdin)",
+        run: console_with_terminal,
     },
     Case {
         id: "devices::dev_symlinks",
@@ -67,6 +79,18 @@ pub const CASES: &[Case] = &[
         needs: &[],
         summary: "a linux.devices char device appears with its numbers, mode and owner",
         run: linux_devices_char,
+    },
+    Case {
+        id: "devices::linux_devices_block",
+        clauses: &[
+            "config-linux.devices.create",
+            "config-linux.devices.type",
+            "config-linux.devices.file-mode",
+            "config-linux.devices.owner",
+        ],
+        needs: &[Need::HostPath("/dev/loop0")],
+        summary: "a linux.devices block device (loop 7:0) appears with its numbers, mode and owner",
+        run: linux_devices_block,
     },
     Case {
         id: "devices::linux_devices_fifo",
@@ -103,6 +127,9 @@ fn default_filesystems(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn default_devices(ctx: &mut Ctx) -> CaseResult {
+    // config-linux.md: the runtime MUST supply these, as null(4), zero(4),
+    // full(4), random(4) and tty(4) describe them: those pages create them
+    // with `mknod -m 666`, so any user of the container can use them.
     let r = ctx.report(&ctx.spec(), &[])?;
     for (path, major, minor, clause) in [
         ("/dev/null", 1, 3, "config-linux.default-devices.null"),
@@ -116,8 +143,8 @@ fn default_devices(ctx: &mut Ctx) -> CaseResult {
         check_eq(
             clause,
             path,
-            ("c".to_string(), major, minor),
-            (d.kind.clone(), d.major, d.minor),
+            ("c".to_string(), major, minor, 0o666),
+            (d.kind.clone(), d.major, d.minor, d.mode & 0o777),
         )?;
     }
     Ok(())
@@ -136,6 +163,103 @@ fn ptmx(ctx: &mut Ctx) -> CaseResult {
         "config-linux.default-devices.ptmx",
         "a symlink to pts/ptmx or the ptmx device 5:2",
         format!("{} -> {:?} ({}:{})", d.kind, d.target, d.major, d.minor),
+    )
+}
+
+/// Runs `probe report ITEMS` with `terminal: true` and a console socket;
+/// the report is read from the pty master the runtime sends.
+fn report_on_terminal(ctx: &mut Ctx, mut spec: Spec, items: &[&str]) -> Result<Report, Verdict> {
+    const CLAUSE: &str = "config-linux.default-devices.console";
+    spec.process_mut_or_default().set_terminal(Some(true));
+    let mut args = vec!["/probe", "report"];
+    args.extend_from_slice(items);
+    spec.set_args(&args);
+    let sock = ctx.path("console.sock");
+    let listener = OneShotListener::bind(&sock).map_err(|e| fail("harness", "to bind the console socket", e))?;
+    let b = ctx.bundle(&spec)?;
+    let opts = CreateOpts {
+        console_socket: Some(sock),
+        ..Default::default()
+    };
+    let c = ctx.create_with(&b, &opts)?;
+    let timeout = Duration::from_secs(2);
+    let stream = listener
+        .accept(timeout)
+        .map_err(|e| fail(CLAUSE, "the runtime to connect to --console-socket", e))?;
+    let (_, fds) =
+        recv_with_fds(&stream, timeout).map_err(|e| fail(CLAUSE, "a pty master over the console socket", e))?;
+    let master = fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| fail(CLAUSE, "a pty master over the console socket", "no descriptor"))?;
+    // The master is read in a thread: a read blocks until the probe writes
+    // or the last slave closes (EIO); teardown kills a silent container.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    ctx.start(&c)?;
+    let deadline = Instant::now() + ctx.shared.timeout;
+    let mut text = String::new();
+    loop {
+        if let Ok(r) = crate::ctx::parse_report(&text) {
+            return Ok(r);
+        }
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(_) => {
+                return Err(fail(
+                    CLAUSE,
+                    "the probe's report on the pty",
+                    format!("{:?}; stderr {:?}", tail(&text, 200), tail(&c.io.stderr(), 200)),
+                ))
+            }
+        }
+    }
+}
+
+fn console_with_terminal(ctx: &mut Ctx) -> CaseResult {
+    // config-linux.md: "/dev/console is set up if terminal is enabled in the
+    // config by bind mounting the pseudoterminal pty to /dev/console": a
+    // Unix98 pty slave (majors 136-143), the very one on the process's
+    // stdin, mounted there.
+    const CLAUSE: &str = "config-linux.default-devices.console";
+    let r = report_on_terminal(ctx, ctx.spec(), &["/dev/console"])?;
+    let console = r
+        .paths
+        .get("/dev/console")
+        .filter(|p| p.exists)
+        .cloned()
+        .ok_or_else(|| fail(CLAUSE, "/dev/console present", "missing"))?;
+    check(
+        console.kind == "c" && (136..=143).contains(&console.major),
+        CLAUSE,
+        "/dev/console a pty slave (char device, major 136-143)",
+        format!("kind {} {}:{}", console.kind, console.major, console.minor),
+    )?;
+    let stdin = r.stdio.targets.first().cloned().unwrap_or_default();
+    if let Some(pty) = dev(&r, &stdin).filter(|_| stdin.starts_with("/dev/pts/")) {
+        check_eq(
+            CLAUSE,
+            &format!("numbers of /dev/console and of stdin {stdin}"),
+            (pty.major, pty.minor),
+            (console.major, console.minor),
+        )?;
+    } else {
+        ctx.note(format!("stdin is {stdin:?}, not a /dev/pts entry: not compared"));
+    }
+    check(
+        mount_at(&r, "/dev/console").is_some(),
+        CLAUSE,
+        "a bind mount at /dev/console",
+        "no mount there in mountinfo",
     )
 }
 
@@ -190,6 +314,36 @@ fn linux_devices_char(ctx: &mut Ctx) -> CaseResult {
     check_eq("config-linux.devices.owner", "owner", (1000, 1001), (p.uid, p.gid))
 }
 
+fn linux_devices_block(ctx: &mut Ctx) -> CaseResult {
+    // The spec's own example supplies a block device (/dev/sda, 8:0); the
+    // loop driver's 7:0 is used, on a host that has it.
+    let loop_driver = std::fs::read_to_string("/proc/devices")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim() == "7 loop");
+    ctx.require(loop_driver, "the loop block driver (major 7)")?;
+    let mut d = device("/dev/harness-loop", LinuxDeviceType::B, 7, 0);
+    d.set_file_mode(Some(0o640));
+    d.set_uid(Some(0));
+    d.set_gid(Some(6));
+    let mut spec = ctx.spec();
+    spec.linux_mut_or_default().set_devices(Some(vec![d]));
+    let r = ctx.report(&spec, &["/dev/harness-loop"])?;
+    let p = r
+        .paths
+        .get("/dev/harness-loop")
+        .filter(|p| p.exists)
+        .ok_or_else(|| fail("config-linux.devices.create", "/dev/harness-loop present", "missing"))?;
+    check_eq(
+        "config-linux.devices.type",
+        "type and numbers",
+        ("b".to_string(), 7, 0),
+        (p.kind.clone(), p.major, p.minor),
+    )?;
+    check_eq("config-linux.devices.file-mode", "mode", 0o640, p.mode & 0o7777)?;
+    check_eq("config-linux.devices.owner", "owner", (0, 6), (p.uid, p.gid))
+}
+
 fn linux_devices_fifo(ctx: &mut Ctx) -> CaseResult {
     let mut spec = ctx.spec();
     spec.linux_mut_or_default()
@@ -209,13 +363,18 @@ fn linux_devices_fifo(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn linux_devices_conflict(ctx: &mut Ctx) -> CaseResult {
-    // The rootfs has a regular file where the device should go; /dev is a
-    // tmpfs in the default config, so the conflict is placed outside it.
+    // config-linux.md: "If a file already exists at path that does not
+    // match the requested device, the runtime MUST generate an error". The
+    // rootfs has a regular file where the device should go; /dev is a tmpfs
+    // in the default config, so the conflict is placed outside it (a device
+    // path may be anywhere). runc 1.1.5 ignores EEXIST from mknod and keeps
+    // the regular file: a departure.
     let mut spec = ctx.spec();
     spec.linux_mut_or_default()
         .set_devices(Some(vec![device("/conflict", LinuxDeviceType::C, 1, 3)]));
     let b = ctx.bundle(&spec)?;
-    let _ = std::fs::write(b.rootfs().join("conflict"), b"not a device");
+    std::fs::write(b.rootfs().join("conflict"), b"not a device")
+        .map_err(|e| fail("harness", "to write the conflicting file", e))?;
     crate::cases::create::expect_refused(
         ctx,
         &b,

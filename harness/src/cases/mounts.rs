@@ -4,7 +4,7 @@
 use oci_spec::runtime::{Mount, Spec};
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, fail, Case, CaseResult};
+use crate::case::{check, check_eq, fail, Case, CaseResult, Verdict};
 use crate::cases::root::mount_at;
 use crate::ctx::Ctx;
 
@@ -37,10 +37,17 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "mounts::proc_extra",
-        clauses: &["config.mounts.destination-required", "runtime.create.apply-config"],
+        clauses: &["runtime.create.apply-config"],
         needs: &[],
         summary: "a proc mount at an extra destination is a proc filesystem there",
         run: proc_extra,
+    },
+    Case {
+        id: "mounts::sysfs_extra",
+        clauses: &["runtime.create.apply-config"],
+        needs: &[],
+        summary: "a sysfs mount at an extra destination is a sysfs there",
+        run: sysfs_extra,
     },
     Case {
         id: "mounts::order",
@@ -65,16 +72,22 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "mounts::relative_destination",
-        clauses: &["config.mounts.destination-relative-root"],
+        clauses: &[
+            "config.mounts.destination-relative-root",
+            "config.mounts.destination-relative",
+        ],
         needs: &[],
         summary: "a relative destination is relative to / of the container",
         run: relative_destination,
     },
     Case {
         id: "mounts::symlink_stays_inside",
-        clauses: &["runtime.lifecycle.create-environment"],
+        clauses: &[
+            "config.mounts.destination-required",
+            "runtime.lifecycle.create-environment",
+        ],
         needs: &[],
-        summary: "a destination through a symlink pointing out of the rootfs resolves inside it",
+        summary: "a bind whose destination goes through a rootfs symlink to a host path lands inside the rootfs",
         run: symlink_stays_inside,
     },
 ];
@@ -95,15 +108,22 @@ fn with_mounts(ctx: &Ctx, extra: Vec<Mount>) -> Spec {
 }
 
 /// A host directory with one file, for bind mounts.
-fn host_dir(ctx: &mut Ctx, content: &str) -> String {
+fn host_dir(ctx: &mut Ctx, content: &str) -> Result<String, Verdict> {
     let d = ctx.path("host-dir");
-    let _ = std::fs::create_dir_all(&d);
-    let _ = std::fs::write(d.join("file"), content);
-    d.display().to_string()
+    put(&d.join("file"), content.as_bytes())?;
+    Ok(d.display().to_string())
+}
+
+/// Writes a file the case relies on; failing to is the harness's problem.
+fn put(path: &std::path::Path, content: &[u8]) -> CaseResult {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail("harness", format!("to create {}", dir.display()), e))?;
+    }
+    std::fs::write(path, content).map_err(|e| fail("harness", format!("to write {}", path.display()), e))
 }
 
 fn bind_host_dir(ctx: &mut Ctx) -> CaseResult {
-    let src = host_dir(ctx, "from the host");
+    let src = host_dir(ctx, "from the host")?;
     let spec = with_mounts(ctx, vec![mount("/mnt/host", "bind", &src, &["rbind", "rw"])]);
     let r = ctx.report(&spec, &["/mnt/host/file"])?;
     let content = r.paths.get("/mnt/host/file").and_then(|p| p.content.clone());
@@ -116,7 +136,7 @@ fn bind_host_dir(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn bind_readonly(ctx: &mut Ctx) -> CaseResult {
-    let src = host_dir(ctx, "x");
+    let src = host_dir(ctx, "x")?;
     let spec = with_mounts(ctx, vec![mount("/mnt/ro", "bind", &src, &["rbind", "ro"])]);
     let r = ctx.report(&spec, &["/mnt/ro", "/mnt/ro/file"])?;
     let m = mount_at(&r, "/mnt/ro").ok_or_else(|| fail("config.mounts.option-bind", "a mount at /mnt/ro", "none"))?;
@@ -200,7 +220,7 @@ fn proc_extra(ctx: &mut Ctx) -> CaseResult {
 }
 
 fn order(ctx: &mut Ctx) -> CaseResult {
-    let src = host_dir(ctx, "below");
+    let src = host_dir(ctx, "below")?;
     // The tmpfs first, then a bind inside it: the other order would hide
     // the bind under the tmpfs.
     let spec = with_mounts(
@@ -231,19 +251,19 @@ fn order(ctx: &mut Ctx) -> CaseResult {
 fn destination_created(ctx: &mut Ctx) -> CaseResult {
     let spec = with_mounts(ctx, vec![mount("/new/deep/dir", "tmpfs", "tmpfs", &[])]);
     let r = ctx.report(&spec, &["/new/deep/dir"])?;
-    check(
-        mount_at(&r, "/new/deep/dir").is_some(),
+    let fs = mount_at(&r, "/new/deep/dir").map(|m| m.fs_type.clone());
+    check_eq(
         "runtime.create.apply-config",
-        "a mount at /new/deep/dir",
-        "none",
+        "filesystem at /new/deep/dir (missing from the rootfs)",
+        Some("tmpfs".to_string()),
+        fs,
     )
 }
 
 fn relative_source(ctx: &mut Ctx) -> CaseResult {
     let spec = with_mounts(ctx, vec![mount("/mnt/rel", "bind", "relsrc", &["rbind", "ro"])]);
     let b = ctx.bundle(&spec)?;
-    let _ = std::fs::create_dir_all(b.dir.join("relsrc"));
-    let _ = std::fs::write(b.dir.join("relsrc/file"), b"in the bundle");
+    put(&b.dir.join("relsrc/file"), b"in the bundle")?;
     let r = ctx.report_in(&b, &spec, &["/mnt/rel/file"])?;
     let content = r.paths.get("/mnt/rel/file").and_then(|p| p.content.clone());
     check_eq(
@@ -284,37 +304,98 @@ fn relative_destination(ctx: &mut Ctx) -> CaseResult {
     )
 }
 
-fn symlink_stays_inside(ctx: &mut Ctx) -> CaseResult {
-    // /escape in the rootfs points far above it; the runtime must resolve
-    // it as if the rootfs were /, landing in the rootfs's own /tmp.
-    let name = format!("harness-escape-{}", ctx.new_id());
-    let host_target = std::path::Path::new("/tmp").join(&name);
-    let spec = with_mounts(ctx, vec![mount(&format!("/escape/{name}"), "tmpfs", "tmpfs", &[])]);
-    let b = ctx.bundle(&spec)?;
-    let _ = std::os::unix::fs::symlink("../../../../../../../../../../tmp", b.rootfs().join("escape"));
-    let mut spec = spec;
-    let inside = format!("/tmp/{name}");
-    spec.set_args(&["/probe", "report", inside.as_str()]);
-    b.write_spec(&spec)
-        .map_err(|e| fail("harness", "config rewritten", e))?;
-    let created = ctx.create(&b);
-    let escaped = host_target.exists();
-    let _ = std::fs::remove_dir(&host_target);
-    check(
-        !escaped,
-        "runtime.lifecycle.create-environment",
-        format!("nothing made on the host at {}", host_target.display()),
-        "the runtime created it: the mount escaped the rootfs",
+fn sysfs_extra(ctx: &mut Ctx) -> CaseResult {
+    let spec = with_mounts(
+        ctx,
+        vec![mount(
+            "/extra-sys",
+            "sysfs",
+            "sysfs",
+            &["ro", "nosuid", "nodev", "noexec"],
+        )],
+    );
+    let r = ctx.report(&spec, &["/extra-sys/kernel"])?;
+    let m = mount_at(&r, "/extra-sys")
+        .ok_or_else(|| fail("runtime.create.apply-config", "a mount at /extra-sys", "none"))?;
+    check_eq(
+        "runtime.create.apply-config",
+        "fs type at /extra-sys",
+        "sysfs",
+        m.fs_type.as_str(),
     )?;
-    let c = created?;
-    ctx.start(&c)?;
-    ctx.wait_exit(&c)?;
-    let r = crate::ctx::parse_report(&c.io.stdout())
-        .map_err(|e| fail("runtime.lifecycle.create-environment", "the probe's report", e))?;
-    check(
-        mount_at(&r, &inside).is_some(),
-        "runtime.lifecycle.create-environment",
-        format!("the tmpfs at {inside} inside the container"),
-        "no mount there",
+    let kind = r
+        .paths
+        .get("/extra-sys/kernel")
+        .filter(|p| p.exists)
+        .map(|p| p.kind.clone());
+    check_eq(
+        "runtime.create.apply-config",
+        "/extra-sys/kernel",
+        Some("d".to_string()),
+        kind,
     )
+}
+
+fn symlink_stays_inside(ctx: &mut Ctx) -> CaseResult {
+    // config.md: a mount's destination is a "path inside container". Two
+    // symlinks in the rootfs lead out of it if followed on the host: an
+    // absolute one naming a host directory, and a relative one climbing
+    // with "..". Resolved as the container sees them (rootfs as /), both
+    // land inside the rootfs; followed on the host, the runtime would
+    // create the mount points in (and mount over) the host directory.
+    const CLAUSE: &str = "config.mounts.destination-required";
+    let victim = ctx.path("victim");
+    std::fs::create_dir_all(&victim).map_err(|e| fail("harness", "to create the host directory", e))?;
+    let victim_s = victim.display().to_string();
+    let src = host_dir(ctx, "bound")?;
+    let spec = with_mounts(
+        ctx,
+        vec![
+            mount("/escape-abs/sub-abs", "bind", &src, &["rbind", "ro"]),
+            mount("/escape-rel/sub-rel", "bind", &src, &["rbind", "ro"]),
+        ],
+    );
+    let b = ctx.bundle(&spec)?;
+    let rootfs = b.rootfs();
+    // The symlinks' targets exist inside the rootfs too, so that a runtime
+    // that resolves them correctly has nothing dangling to refuse: only the
+    // last component (the mount point) is missing on both sides.
+    std::fs::create_dir_all(rootfs.join(victim_s.trim_start_matches('/')))
+        .map_err(|e| fail("harness", "to create the target inside the rootfs", e))?;
+    let climb = format!("{}{}", "../".repeat(32), victim_s.trim_start_matches('/'));
+    let linked = std::os::unix::fs::symlink(&victim, rootfs.join("escape-abs"))
+        .and_then(|_| std::os::unix::fs::symlink(&climb, rootfs.join("escape-rel")));
+    linked.map_err(|e| fail("harness", "to create the symlinks", e))?;
+    let items = ["/escape-abs/sub-abs/file", "/escape-rel/sub-rel/file"];
+    let r = ctx.report_in(&b, &spec, &items);
+    let on_host: Vec<String> = std::fs::read_dir(&victim)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    check(
+        on_host.is_empty(),
+        CLAUSE,
+        format!("the host directory {victim_s} left empty"),
+        format!("the runtime made {on_host:?} in it: the mount destination escaped the rootfs"),
+    )?;
+    let r = r?;
+    for item in items {
+        let content = r.paths.get(item).and_then(|p| p.content.clone());
+        check_eq(CLAUSE, item, Some("bound".to_string()), content)?;
+    }
+    // The mount points are inside the rootfs, where the container's view of
+    // the symlinks leads.
+    for sub in ["sub-abs", "sub-rel"] {
+        let inside = rootfs.join(victim_s.trim_start_matches('/')).join(sub);
+        check(
+            inside.is_dir(),
+            CLAUSE,
+            format!("the mount point made inside the rootfs at {}", inside.display()),
+            "not there",
+        )?;
+    }
+    Ok(())
 }
