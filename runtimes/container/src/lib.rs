@@ -9,9 +9,9 @@ pub mod launch;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
-pub mod syscall;
 pub mod seccomp;
 pub mod state;
+pub mod syscall;
 pub mod unix;
 
 /// The runtime-spec version this library implements.
