@@ -89,6 +89,25 @@ pub fn recv_with_fds(stream: &UnixStream, timeout: Duration) -> io::Result<(Vec<
     Ok((data, fds))
 }
 
+/// Reads `fd` (a pty master, a pipe) in a thread, chunk by chunk, until end
+/// of file or an error (EIO once every slave is closed). A read on a pty
+/// blocks until the other side writes, so a silent container only costs the
+/// caller's own timeout; the thread ends when the container is killed.
+pub fn spawn_reader(fd: OwnedFd) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::from(fd);
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! Default filesystems and devices, /dev symlinks, and `linux.devices`
 //! (config-linux.md; runtime-linux.md, Dev symbolic links).
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
@@ -192,19 +191,7 @@ fn report_on_terminal(ctx: &mut Ctx, mut spec: Spec, items: &[&str]) -> Result<R
         .into_iter()
         .next()
         .ok_or_else(|| fail(CLAUSE, "a pty master over the console socket", "no descriptor"))?;
-    // The master is read in a thread: a read blocks until the probe writes
-    // or the last slave closes (EIO); teardown kills a silent container.
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::from(master);
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = crate::unix::spawn_reader(master);
     ctx.start(&c)?;
     let deadline = Instant::now() + ctx.shared.timeout;
     let mut text = String::new();

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{BoxBuilder, LinuxCapabilities, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec};
@@ -967,20 +966,7 @@ fn tty_report(ctx: &mut Ctx, mut spec: Spec) -> Result<Value, Verdict> {
             "a message without descriptors",
         )
     })?;
-    // Reading the master blocks until the probe writes or every slave is
-    // closed (EIO); a thread reads so that a silent container only costs
-    // the timeout. It ends when teardown kills the container.
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::from(master);
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = crate::unix::spawn_reader(master);
     ctx.start(&c)?;
     let deadline = Instant::now() + ctx.shared.timeout;
     let mut text = String::new();

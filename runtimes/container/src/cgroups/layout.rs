@@ -81,8 +81,8 @@ impl Layout {
             if sep < 5 || fields.len() < sep + 4 {
                 continue;
             }
-            let at_root = unescape(fields[3]) == "/";
-            let mount = PathBuf::from(unescape(fields[4]));
+            let at_root = crate::rootfs::unescape(fields[3]) == "/";
+            let mount = PathBuf::from(crate::rootfs::unescape(fields[4]));
             match fields[sep + 1] {
                 "cgroup" => {
                     for opt in fields[sep + 3].split(',') {
@@ -181,24 +181,6 @@ fn list_or_none(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A process's cgroup membership as `/proc/<pid>/cgroup` lists it: needed to
