@@ -176,8 +176,10 @@ impl Drop for Rollback<'_> {
     }
 }
 
-/// `create`: returns the record of a container whose init waits for start.
-pub fn create(store: &Store, opts: &CreateOptions) -> Result<Record> {
+/// `create`: returns the record of a container whose init waits for start,
+/// and warnings for the caller to log (config.md: what cannot be applied is
+/// logged, not silently dropped).
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String>)> {
     let bundle = std::fs::canonicalize(&opts.bundle).map_err(os(format!("bundle {}", opts.bundle.display())))?;
     state::check_id(&opts.id)?;
     let spec = config::load(&bundle)?;
@@ -330,7 +332,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Record> {
         write_pid_file(p, pid)?;
     }
     rb.armed = false;
-    Ok(record)
+    let warnings = filter.map(|f| f.skipped().to_vec()).unwrap_or_default();
+    Ok((record, warnings))
 }
 
 /// unshare(CLONE_NEWTIME) for the children to come, with the configured
@@ -529,28 +532,19 @@ fn exec_program(
         hooks_cfg.start_container().as_deref().unwrap_or_default(),
         &st,
     )?;
-    let caps = process::cap_sets(process);
-    let fail = |e: process::Error| Error::Init(e.to_string());
-    process::drop_bounding(&caps).map_err(fail)?;
-    process::set_user(process).map_err(fail)?;
-    process::set_caps(&caps).map_err(fail)?;
-    process::set_no_new_privs(process).map_err(fail)?;
-    process::set_umask(process);
-    std::env::set_current_dir(process.cwd()).map_err(os(format!("process.cwd {}", process.cwd().display())))?;
-    if let Some(f) = filter {
-        let installed = f.install().map_err(|e| Error::Init(e.to_string()))?;
-        if let (Some(fd), Some((stream, path))) = (installed, listener) {
-            let meta = spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.seccomp().as_ref())
-                .and_then(|s| s.listener_metadata().clone());
-            // config-linux.md: the pid as the runtime sees it.
-            let st = hook_state(&opts.id, Status::Created, host_pid, bundle, spec);
-            seccomp::send_on(stream, path, &st, meta.as_deref(), host_pid, &fd)
-                .map_err(|e| Error::Init(e.to_string()))?;
-        }
-    }
+    become_process(process, filter, &mut |fd| {
+        let Some((stream, path)) = listener else {
+            return Ok(());
+        };
+        let meta = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_metadata().clone());
+        // config-linux.md: the pid as the runtime sees it.
+        let st = hook_state(&opts.id, Status::Created, host_pid, bundle, spec);
+        seccomp::send_on(stream, path, &st, meta.as_deref(), host_pid, &fd).map_err(|e| Error::Init(e.to_string()))
+    })?;
     close_fds_from(3 + opts.preserve_fds as i32);
     Err(Error::Init(process::exec(process).to_string()))
 }
@@ -1040,17 +1034,9 @@ fn exec_child(
     }
     let run = || -> Result<Never> {
         process::apply_rlimits(p).map_err(|e| Error::Init(e.to_string()))?;
-        let caps = process::cap_sets(p);
-        let fail = |e: process::Error| Error::Init(e.to_string());
-        process::drop_bounding(&caps).map_err(fail)?;
-        process::set_user(p).map_err(fail)?;
-        process::set_caps(&caps).map_err(fail)?;
-        process::set_no_new_privs(p).map_err(fail)?;
-        process::set_umask(p);
-        std::env::set_current_dir(p.cwd()).map_err(os(format!("process.cwd {}", p.cwd().display())))?;
-        if let Some(f) = filter {
-            f.install().map_err(|e| Error::Init(e.to_string()))?;
-        }
+        // An exec'd process gets the filter, not the listener: the agent
+        // already holds the container's notify fd.
+        become_process(p, filter, &mut |_| Ok(()))?;
         close_fds_from(3 + opts.preserve_fds as i32);
         Err(Error::Init(process::exec(p).to_string()))
     };
@@ -1058,6 +1044,42 @@ fn exec_child(
         Ok(never) => match never {},
         Err(e) => e,
     }
+}
+
+/// The process's identity and confinement. Without no_new_privs, loading a
+/// seccomp filter needs CAP_SYS_ADMIN, so it goes first, while the runtime
+/// still holds it (runc's order; the profile then sees the last setup
+/// calls). With no_new_privs it goes last, so it filters as little runtime
+/// code as possible. `on_listener` gets the notify fd, if any.
+fn become_process(
+    p: &oci_spec::runtime::Process,
+    filter: Option<&seccomp::Filter>,
+    on_listener: &mut dyn FnMut(OwnedFd) -> Result<()>,
+) -> Result<()> {
+    let mut install = || -> Result<()> {
+        if let Some(f) = filter {
+            if let Some(fd) = f.install().map_err(|e| Error::Init(e.to_string()))? {
+                on_listener(fd)?;
+            }
+        }
+        Ok(())
+    };
+    let nnp = p.no_new_privileges() == Some(true);
+    if !nnp {
+        install()?;
+    }
+    let caps = process::cap_sets(p);
+    let fail = |e: process::Error| Error::Init(e.to_string());
+    process::drop_bounding(&caps).map_err(fail)?;
+    process::set_user(p).map_err(fail)?;
+    process::set_caps(&caps).map_err(fail)?;
+    process::set_no_new_privs(p).map_err(fail)?;
+    process::set_umask(p);
+    std::env::set_current_dir(p.cwd()).map_err(os(format!("process.cwd {}", p.cwd().display())))?;
+    if nnp {
+        install()?;
+    }
+    Ok(())
 }
 
 /// The freezer control of a container's cgroups: v1 `freezer.state`, else

@@ -236,6 +236,8 @@ pub struct Filter {
     program: Vec<libc::sock_filter>,
     flags: u32,
     listener: bool,
+    /// Warnings: syscall names no known architecture has, left out.
+    skipped: Vec<String>,
 }
 
 /// The spelling of an oci-spec enum value in config.json, for messages.
@@ -354,6 +356,7 @@ impl Filter {
 
         let mut rules: BTreeMap<Abi, BTreeMap<u32, Vec<Rule>>> = BTreeMap::new();
         let mut listener = false;
+        let mut skipped = Vec::new();
         for (i, sc) in seccomp.syscalls().as_deref().unwrap_or_default().iter().enumerate() {
             let at = format!("linux.seccomp.syscalls[{i}]");
             let action = action_value(sc.action(), sc.errno_ret(), &format!("{at}.errnoRet"))?;
@@ -382,7 +385,12 @@ impl Filter {
                     .any(|abi| abi.number(name).is_some())
                     || FOREIGN_SYSCALLS.contains(&name.as_str());
                 if !known {
-                    return Err(invalid(format!("{at}.names[{j}]"), format!("unknown syscall {name:?}")));
+                    // Real profiles (podman's, docker's) name calls that a
+                    // given architecture or this table lacks; libseccomp and
+                    // runc skip those, and refusing them would refuse every
+                    // podman container. Skipped names are reported.
+                    skipped.push(format!("{at}.names[{j}]: unknown syscall {name:?} skipped"));
+                    continue;
                 }
                 for &abi in &abis {
                     if let Some(nr) = abi.number(name) {
@@ -425,7 +433,14 @@ impl Filter {
             program,
             flags,
             listener,
+            skipped,
         })
+    }
+
+    /// Syscall names that were left out because no known architecture has
+    /// them; the runtime logs these as warnings.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// The compiled program, for inspection and tests.

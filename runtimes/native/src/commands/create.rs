@@ -50,7 +50,10 @@ fn listen_fds() -> u32 {
 }
 
 pub fn run(store: &Store, a: Args, log: &Logger) -> anyhow::Result<i32> {
-    let r = launch::create(store, &a.options())?;
+    let (r, warnings) = launch::create(store, &a.options())?;
+    for w in warnings {
+        log.warn(&w);
+    }
     log.debug(&format!("created {} with init pid {}", r.id, r.pid));
     Ok(0)
 }

@@ -15,7 +15,10 @@ pub struct RunArgs {
 }
 
 pub fn run(store: &Store, a: RunArgs, log: &Logger) -> anyhow::Result<i32> {
-    let r = container::launch::create(store, &a.create.options())?;
+    let (r, warnings) = container::launch::create(store, &a.create.options())?;
+    for w in warnings {
+        log.debug(&w);
+    }
     if let Err(e) = container::launch::start(store, &r.id) {
         let _ = container::launch::delete(store, &r.id, true);
         return Err(e.into());
