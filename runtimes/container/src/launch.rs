@@ -203,7 +203,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
         armed: true,
     };
     let plan = namespaces::plan(&linux)?;
-    let own = cgroups::ProcCgroup::read_self()?;
+    let own_text = std::fs::read_to_string("/proc/self/cgroup").map_err(os("reading /proc/self/cgroup"))?;
+    let own = cgroups::ProcCgroup::parse(&own_text);
     let cg_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cg = cgroups::Manager::new(cgroups::Layout::detect()?, cg_path.as_deref(), &opts.id, &own)?;
     cg.create()?;
@@ -324,6 +325,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
         created: now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         cgroup_paths: cgroup_dirs(&cg),
+        cgroups_path: cg_path.clone(),
+        creator_cgroup: own_text.clone(),
         started: false,
         paused: false,
     };
@@ -1127,4 +1130,23 @@ pub fn set_paused(store: &Store, id: &str, pause: bool) -> Result<()> {
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let r = store.load(id)?;
     Ok(pids_in(&r.cgroup_paths))
+}
+
+/// `update`: new resource limits for a created, running or paused
+/// container, applied to the cgroups `create` resolved.
+pub fn update(store: &Store, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let r = store.load(id)?;
+    let status = store.status(&r);
+    if status == Status::Stopped {
+        return Err(state::Error::Illegal {
+            id: id.into(),
+            status,
+            op: "update",
+        }
+        .into());
+    }
+    let own = cgroups::ProcCgroup::parse(&r.creator_cgroup);
+    let cg = cgroups::Manager::new(cgroups::Layout::detect()?, r.cgroups_path.as_deref(), id, &own)?;
+    cg.apply(resources)?;
+    Ok(())
 }

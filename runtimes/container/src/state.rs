@@ -94,6 +94,13 @@ pub struct Record {
     pub annotations: BTreeMap<String, String>,
     /// Cgroup directories the runtime made, to remove on delete.
     pub cgroup_paths: Vec<PathBuf>,
+    /// `linux.cgroupsPath` as configured, and the runtime's own
+    /// /proc/self/cgroup at create: together they resolve the same cgroups
+    /// again in a later invocation (`update`), whatever cgroup that runs in.
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
+    #[serde(default)]
+    pub creator_cgroup: String,
     /// Set once `start` ran; a live process without it is still created.
     pub started: bool,
     pub paused: bool,
@@ -270,6 +277,8 @@ mod tests {
             created: "now".into(),
             annotations: BTreeMap::new(),
             cgroup_paths: vec![],
+            cgroups_path: None,
+            creator_cgroup: String::new(),
             started: false,
             paused: false,
         }

@@ -85,5 +85,6 @@ mod tests {
         Cli::try_parse_from(["native", "run", "-d", "--bundle", "/b", "c1"]).unwrap();
         Cli::try_parse_from(["native", "delete", "--force", "c1"]).unwrap();
         Cli::try_parse_from(["native", "exec", "-e", "A=1", "c1", "/probe", "echo", "-n", "x"]).unwrap();
+        Cli::try_parse_from(["native", "update", "-r", "-", "--memory", "-1", "c1"]).unwrap();
     }
 }

@@ -13,6 +13,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::Path;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Resume(pause::Args),
     /// List a container's processes.
     Ps(ps::Args),
+    /// Change a container's resource limits.
+    Update(update::Args),
 }
 
 pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
@@ -67,5 +70,6 @@ pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
         Command::Pause(a) => pause::run(&store, a, true),
         Command::Resume(a) => pause::run(&store, a, false),
         Command::Ps(a) => ps::run(&store, a),
+        Command::Update(a) => update::run(&store, a),
     }
 }
