@@ -26,6 +26,7 @@
 //!   weaken isolation or that cannot be converted (`cpu.realtime*`,
 //!   `blockIO.leafWeight`, `network`, unified keys on v1) are errors.
 
+pub mod devices_bpf;
 mod layout;
 mod plan;
 #[cfg(test)]
@@ -109,7 +110,7 @@ pub enum Error {
     },
     #[error(
         "linux.resources.devices: {count} rule(s) given, but cgroup v2 enforces device rules only through an ebpf \
-         program (BPF_CGROUP_DEVICE), which this manager does not load"
+         program (BPF_CGROUP_DEVICE), and the container has no unified cgroup to attach one to"
     )]
     DevicesNeedBpf { count: usize },
     #[error("no cgroup filesystem is mounted (per /proc/self/mountinfo)")]
@@ -406,9 +407,29 @@ impl Manager {
     /// value is invalid or needs a controller or file the host lacks, so a
     /// failed `apply` leaves the previous configuration in place. Errors name
     /// the spec field and the value.
+    ///
+    /// On cgroup v2 the device rules become an eBPF program attached to the
+    /// container's unified cgroup ([`devices_bpf`]), after the other writes.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        let writes = self.plan(r)?;
-        self.execute(&writes)
+        match self.plan(r) {
+            Err(Error::DevicesNeedBpf { .. }) => {
+                self.apply_except_devices(r)?;
+                let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
+                let dir = self
+                    .hierarchies
+                    .iter()
+                    .find(|h| h.v2)
+                    .map(|h| h.dir.clone())
+                    .ok_or(Error::DevicesNeedBpf { count: rules.len() })?;
+                devices_bpf::attach(&dir, &rules).map_err(|source| Error::Write {
+                    field: "linux.resources.devices".into(),
+                    value: format!("{} rule(s) as a BPF_CGROUP_DEVICE program", rules.len()),
+                    path: dir,
+                    source,
+                })
+            }
+            writes => self.execute(&writes?),
+        }
     }
 
     /// Like [`Manager::apply`], but on cgroup v2 the device rules are only
