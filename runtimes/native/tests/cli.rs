@@ -47,11 +47,18 @@ fn run(root: &Path, extra: &[&str], b: &Path, id: &str, fd3: Option<&std::fs::Fi
     cmd.stdin(Stdio::null());
     if let Some(f) = fd3 {
         let raw = f.as_raw_fd();
-        // SAFETY: dup2 is async-signal-safe; it runs in the forked child
-        // before exec and only makes `raw` (open in the parent) fd 3.
+        // SAFETY: dup2 and fcntl are async-signal-safe; they run in the
+        // forked child before exec and only make `raw` (open in the parent)
+        // fd 3 without close-on-exec. dup2 onto itself would keep the flag,
+        // so that case clears it directly.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
+                let r = if raw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 3)
+                };
+                if r < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
