@@ -149,6 +149,16 @@ pub const CASES: &[Case] = &[
     },
 ];
 
+/// The six hook kinds, in the order the lifecycle runs them.
+const ALL_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// Where the record file is inside the container.
 const IN_CONTAINER_DIR: &str = "/hooks";
 const RECORDS: &str = "records";
@@ -408,15 +418,7 @@ fn gone(pid: i32, timeout: Duration) -> bool {
 }
 
 fn lifecycle_order(ctx: &mut Ctx) -> CaseResult {
-    let kinds = [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ];
-    need_hooks(ctx, &kinds)?;
+    need_hooks(ctx, &ALL_KINDS)?;
     let rig = Rig::new(ctx)?;
     let mut h = Hooks::default();
     #[allow(deprecated)]
@@ -537,7 +539,7 @@ fn lifecycle_order(ctx: &mut Ctx) -> CaseResult {
         "before delete returned",
     )?;
     in_window(pst, t4, t5, "config.hooks.poststop-when", "delete")?;
-    let once: Vec<&str> = kinds
+    let once: Vec<&str> = ALL_KINDS
         .iter()
         .copied()
         .filter(|k| recs.iter().filter(|r| r.label == *k).count() != 1)
@@ -576,15 +578,7 @@ fn reclassify(v: Verdict, recs: &[Record]) -> Verdict {
 }
 
 fn state_on_stdin(ctx: &mut Ctx) -> CaseResult {
-    let kinds = [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ];
-    need_hooks(ctx, &kinds)?;
+    need_hooks(ctx, &ALL_KINDS)?;
     let rig = Rig::new(ctx)?;
     let mut h = Hooks::default();
     #[allow(deprecated)]
