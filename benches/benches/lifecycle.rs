@@ -8,16 +8,12 @@ use std::time::Duration;
 
 use benches::{bundle, hide_hybrid_cgroup2, run_once, runtimes};
 use criterion::{criterion_group, criterion_main, Criterion};
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+use harness::stats::{median, ratio};
 
 fn interleaved(rts: &[(String, std::path::PathBuf)], dir: &std::path::Path, b: &std::path::Path) {
     const ROUNDS: usize = 40;
-    let mut times = vec![Vec::new(); rts.len()];
-    let mut rss = vec![Vec::new(); rts.len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); rts.len()];
+    let mut rss: Vec<Vec<f64>> = vec![Vec::new(); rts.len()];
     for round in 0..ROUNDS {
         for (i, (name, path)) in rts.iter().enumerate() {
             let (t, kib) = run_once(
@@ -30,15 +26,12 @@ fn interleaved(rts: &[(String, std::path::PathBuf)], dir: &std::path::Path, b: &
             rss[i].push(kib as f64);
         }
     }
-    let base = median(&mut times[0].clone());
-    eprintln!("interleaved run of /probe true, {ROUNDS} rounds:");
+    eprintln!("interleaved run of /probe true, {ROUNDS} rounds (ratio to native, 95% bootstrap interval):");
     for (i, (name, _)) in rts.iter().enumerate() {
-        let m = median(&mut times[i]);
-        let r = median(&mut rss[i]);
-        eprintln!(
-            "  {name:<8} median {m:7.2} ms  ({:.2}x native)  peak RSS {r:.0} KiB",
-            m / base
-        );
+        let m = median(&times[i]);
+        let r = median(&rss[i]);
+        let (x, (lo, hi)) = ratio(&times[i], &times[0]).unwrap_or((f64::NAN, (f64::NAN, f64::NAN)));
+        eprintln!("  {name:<8} median {m:7.2} ms  {x:.2}x native [{lo:.2}, {hi:.2}]  peak RSS {r:.0} KiB");
     }
 }
 

@@ -12,6 +12,9 @@ pub mod render;
 pub mod results;
 pub mod runner;
 pub mod runtime;
+pub mod seccomp_agent;
+pub mod stats;
+pub mod unix;
 
 /// Where the probe binary is: `$HARNESS_PROBE`, else beside the harness
 /// executable (cargo puts both in the same directory), else one level up
@@ -26,5 +29,3 @@ pub fn find_probe() -> Option<std::path::PathBuf> {
         .into_iter()
         .find(|p| p.is_file())
 }
-pub mod seccomp_agent;
-pub mod unix;
