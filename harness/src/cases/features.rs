@@ -151,14 +151,7 @@ fn known_properties(ctx: &mut Ctx) -> CaseResult {
 
 fn hooks(ctx: &mut Ctx) -> CaseResult {
     let doc = document(ctx)?;
-    let kinds = [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ];
+    let kinds = crate::cases::hooks::ALL_KINDS;
     let odd: Vec<String> = strings(doc.get("hooks"))
         .into_iter()
         .filter(|h| !kinds.contains(&h.as_str()))

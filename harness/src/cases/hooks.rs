@@ -150,7 +150,7 @@ pub const CASES: &[Case] = &[
 ];
 
 /// The six hook kinds, in the order the lifecycle runs them.
-const ALL_KINDS: [&str; 6] = [
+pub(crate) const ALL_KINDS: [&str; 6] = [
     "prestart",
     "createRuntime",
     "createContainer",
