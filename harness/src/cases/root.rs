@@ -187,7 +187,15 @@ struct SharedMount {
 
 impl Drop for SharedMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        // A shared mount can be stacked at its own path by propagation while
+        // other cases create namespaces in parallel: detach until none is
+        // left there (bounded), so the sweep sees only what runtimes left.
+        for _ in 0..8 {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+            if !crate::cleanup::mounts_below(&self.path).contains(&self.path) {
+                break;
+            }
+        }
     }
 }
 
