@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::errno::io_error_name;
-use crate::{collect, hook, procfs, signals, sys, syscall};
+use crate::{bench, collect, hook, procfs, signals, sys, syscall};
 
 pub const USAGE: &str = "usage: probe COMMAND [ARG...]
 commands:
@@ -26,7 +26,9 @@ commands:
   hook-fail LABEL FILE     the same, then exit 1
   listen-fds               print LISTEN_FDS, LISTEN_PID and the open fds as JSON
   tty                      print the terminal state of stdin/stdout as JSON
-  ps                       print the processes visible in /proc as JSON";
+  ps                       print the processes visible in /proc as JSON
+  bench WORKLOAD [--batches N] [--batch-ms MS] [--dir DIR] [--exe PATH]
+                           time WORKLOAD's operations and print ns per op as JSON";
 
 /// Exit code for a bad command line.
 pub const EXIT_USAGE: i32 = 2;
@@ -90,6 +92,7 @@ pub fn run(args: &[String]) -> i32 {
             }
         },
         ("signals", []) => signals::run(),
+        ("bench", _) => run_bench(&rest),
         ("hook", [label, file]) => hook::run(label, file, 0),
         ("hook-fail", [label, file]) => hook::run(label, file, 1),
         ("listen-fds", []) => {
@@ -114,6 +117,27 @@ pub fn run(args: &[String]) -> i32 {
             _,
         ) => usage_error(&format!("{cmd}: wrong arguments")),
         _ => usage_error(&format!("unknown command `{cmd}`")),
+    }
+}
+
+fn run_bench(args: &[&str]) -> i32 {
+    let parsed = match bench::parse_args(args) {
+        Ok(parsed) => parsed,
+        Err(err) => return usage_error(&err.to_string()),
+    };
+    let name = parsed.workload.name();
+    let text = bench::run(&parsed)
+        .map_err(|failure| failure.to_string())
+        .and_then(|out| serde_json::to_string(&out).map_err(|err| format!("encode the output: {err}")));
+    match text {
+        Ok(text) => {
+            print_line(&text);
+            0
+        }
+        Err(msg) => {
+            let _ = writeln!(io::stderr(), "probe: bench {name}: {msg}");
+            1
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Layout: `cli` dispatches the subcommands; `collect` and `paths` gather a
 //! report; `procfs` and `parse` are the pure parsers; `sys` wraps the libc
-//! calls std lacks; `syscall`, `signals` and `hook` are the subcommands with
-//! more to them; `errno` names errors.
+//! calls std lacks; `syscall`, `signals`, `hook` and `bench` are the
+//! subcommands with more to them; `errno` names errors.
 
+pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod errno;
