@@ -420,6 +420,9 @@ fn init(
     {
         namespaces::enter(j)?;
     }
+    if plan.creates(LinuxNamespaceType::Network) {
+        namespaces::loopback_up()?;
+    }
     let process = spec.process().clone().unwrap_or_default();
     let sys = crate::syscall::LinuxSyscall;
     let rootfs = rootfs_path(spec, bundle);

@@ -20,6 +20,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("bringing up the loopback interface of the new network namespace: {what}: {source}")]
+    Loopback { what: &'static str, source: std::io::Error },
     #[error("writing {what} for pid {pid}: {source}")]
     Mapping {
         what: &'static str,
@@ -146,6 +148,44 @@ pub fn enter(j: &Join) -> Result<()> {
             path: j.path.clone(),
             source: std::io::Error::last_os_error(),
         });
+    }
+    Ok(())
+}
+
+/// Sets `lo` up in the current network namespace, as runc and crun do for a
+/// new one: a fresh namespace has its loopback down, and programs expect
+/// 127.0.0.1 to work.
+pub fn loopback_up() -> Result<()> {
+    let err = |what| Error::Loopback {
+        what,
+        source: std::io::Error::last_os_error(),
+    };
+    // SAFETY: socket takes plain integers; the fd is owned right below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err("socket"));
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is a valid value (empty name, no flags).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, which lives for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(err("SIOCGIFFLAGS"));
+    }
+    // SAFETY: the flags member of the union was just filled by the kernel.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(err("SIOCSIFFLAGS"));
     }
     Ok(())
 }
