@@ -108,13 +108,16 @@ const MAX_CALIBRATION_OPS: u64 = 1 << 40;
 
 /// Operations per batch so that one batch takes about `target`: from one op,
 /// double until a batch takes at least `target / 8` (long enough to time
-/// well), then scale linearly to `target`; never fewer than one.
+/// well), time that count once more and keep the shorter time (a hiccup
+/// only ever lengthens a batch, and would otherwise shrink every batch
+/// after it), then scale linearly to `target`; never fewer than one.
 /// `time_batch(n)` runs `n` operations and returns how long they took.
 pub fn calibrate<E>(target: Duration, time_batch: &mut impl FnMut(u64) -> Result<Duration, E>) -> Result<u64, E> {
     let mut ops: u64 = 1;
     loop {
         let took = time_batch(ops)?;
         if took >= target / 8 || ops >= MAX_CALIBRATION_OPS {
+            let took = took.min(time_batch(ops)?);
             if took.is_zero() {
                 return Ok(ops);
             }
@@ -160,10 +163,25 @@ mod tests {
         let ops = calibrate(Duration::from_millis(20), &mut fake_clock(1_000, &mut calls)).unwrap();
         // 4096 ops take 4.096 ms, the first batch >= 2.5 ms; 20 ms is 20000 ops.
         assert_eq!(ops, 20_000);
-        assert_eq!(calls.len(), 13);
+        assert_eq!(calls.len(), 14, "{calls:?}");
         assert_eq!(calls.first(), Some(&1));
-        assert_eq!(calls.last(), Some(&4096));
-        assert!(calls.windows(2).all(|w| w[1] == 2 * w[0]));
+        assert_eq!(calls[12..], [4096, 4096], "the last count is timed twice");
+        assert!(calls[..13].windows(2).all(|w| w[1] == 2 * w[0]));
+    }
+
+    #[test]
+    fn a_hiccup_in_calibration_does_not_shrink_the_batches() {
+        // The first timing of 4096 ops is stalled 10x; the retime is not.
+        let mut stalled = false;
+        let mut clock = |ops: u64| -> Result<Duration, ()> {
+            let mut ns = ops * 1_000;
+            if ops == 4096 && !stalled {
+                stalled = true;
+                ns *= 10;
+            }
+            Ok(Duration::from_nanos(ns))
+        };
+        assert_eq!(calibrate(Duration::from_millis(20), &mut clock).unwrap(), 20_000);
     }
 
     #[test]
@@ -171,7 +189,7 @@ mod tests {
         let mut calls = Vec::new();
         // One op takes 50 ms, longer than the whole batch should.
         let ops = calibrate(Duration::from_millis(20), &mut fake_clock(50_000_000, &mut calls)).unwrap();
-        assert_eq!((ops, calls), (1, vec![1]));
+        assert_eq!((ops, calls), (1, vec![1, 1]));
     }
 
     #[test]
@@ -179,7 +197,7 @@ mod tests {
         let mut calls = Vec::new();
         let ops = calibrate(Duration::from_millis(20), &mut fake_clock(0, &mut calls)).unwrap();
         assert_eq!(ops, MAX_CALIBRATION_OPS);
-        assert_eq!(calls.len(), 41);
+        assert_eq!(calls.len(), 42);
     }
 
     #[test]

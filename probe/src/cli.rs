@@ -126,6 +126,22 @@ fn run_bench(args: &[&str]) -> i32 {
         Err(err) => return usage_error(&err.to_string()),
     };
     let name = parsed.workload.name();
+    // Work from inside DIR, so paths are looked up from the same depth in a
+    // container (`/work`) and on the host (a deep temp directory): the
+    // comparison is then of the two kernels' lookups, not of path lengths.
+    if let Err(err) = std::env::set_current_dir(&parsed.dir) {
+        let _ = writeln!(
+            io::stderr(),
+            "probe: bench {name}: chdir {}: {}",
+            parsed.dir.display(),
+            io_error_name(&err)
+        );
+        return 1;
+    }
+    let parsed = bench::BenchArgs {
+        dir: ".".into(),
+        ..parsed
+    };
     let text = bench::run(&parsed)
         .map_err(|failure| failure.to_string())
         .and_then(|out| serde_json::to_string(&out).map_err(|err| format!("encode the output: {err}")));
