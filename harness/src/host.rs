@@ -144,6 +144,46 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> (BTreeMap<String, PathBuf>, Optio
     (v1, v2)
 }
 
+/// On a hybrid host, moves this process into a private mount namespace
+/// without the cgroup2 mount at `/sys/fs/cgroup/unified`, so runtimes that
+/// refuse hybrid mode (crun 1.8) can run; every runtime started afterwards
+/// sees the same v1-only host. Returns false when the host is not hybrid
+/// (nothing to do). Call it before the process starts threads: the new
+/// mount namespace is the calling thread's.
+pub fn hide_hybrid_cgroup2() -> std::io::Result<bool> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let (v1, v2) = parse_cgroup_mounts(&mountinfo);
+    if v1.is_empty() || v2.as_deref() != Some(unified) {
+        return Ok(false);
+    }
+    let fail = || std::io::Error::last_os_error();
+    // SAFETY: unshare takes a flag and changes only this thread's (and its
+    // future children's) namespaces.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(fail());
+    }
+    // SAFETY: valid NUL-terminated strings; a recursive private remount of
+    // `/` in the new namespace keeps the unmount below from propagating.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(fail());
+    }
+    // SAFETY: a valid NUL-terminated path; the mount is in our own namespace.
+    if unsafe { libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(fail());
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

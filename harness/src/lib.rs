@@ -1,6 +1,7 @@
 //! The conformance harness as a library: the CLI in `main.rs` parses
 //! arguments and calls into this; nothing here prints or exits.
 
+pub mod bench;
 pub mod bundle;
 pub mod case;
 pub mod cases;

@@ -1,6 +1,8 @@
 //! Renderings of `Results`: a terminal table, JSON, JUnit XML and TAP. Each
 //! is made from the JSON results alone.
 
+pub mod bench;
+
 use std::fmt::Write;
 
 use crate::results::{Results, Status};

@@ -48,8 +48,13 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+/// Whether ^C, SIGTERM or SIGHUP arrived since the handler was installed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// ^C and SIGTERM stop taking new cases; running ones still clean up.
-fn install_interrupt_handler() {
+pub fn install_interrupt_handler() {
     let handler: extern "C" fn(libc::c_int) = on_interrupt;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is
@@ -85,7 +90,8 @@ pub fn unmet_need(needs: &[Need], host: &Host, features: Option<&serde_json::Val
     None
 }
 
-fn token() -> String {
+/// A short token unique to this run, for directory names and id prefixes.
+pub fn token() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
@@ -93,7 +99,8 @@ fn token() -> String {
     format!("{:x}{:x}", std::process::id() & 0xfff, (t & 0xffffff) as u32)
 }
 
-fn now_rfc3339() -> String {
+/// The current UTC time as RFC 3339 (`2026-11-29T09:20:15Z`).
+pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -83,14 +83,16 @@ pub fn summarize(v: &[f64]) -> Option<Summary> {
 }
 
 /// The ratio of medians `a / b` with its 95% bootstrap interval (each
-/// series resampled independently); `None` if either is empty or `b`'s
-/// median is zero.
+/// series resampled independently); `None` if either is empty or a median
+/// is not positive (a ratio of a difference that can be negative, such as
+/// a memory delta, means nothing).
 pub fn ratio(a: &[f64], b: &[f64]) -> Option<(f64, (f64, f64))> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let point = median(a) / median(b);
-    if !point.is_finite() {
+    let (ma, mb) = (median(a), median(b));
+    let point = ma / mb;
+    if !(ma > 0.0 && mb > 0.0 && point.is_finite()) {
         return None;
     }
     let mut rng = Rng(SEED ^ 0xabcdef);
@@ -147,5 +149,6 @@ mod tests {
         assert!(lo <= r && r <= hi && lo > 1.5 && hi < 2.5, "{lo} {r} {hi}");
         assert!(ratio(&a, &[]).is_none());
         assert!(ratio(&a, &[0.0]).is_none());
+        assert!(ratio(&[-5.0], &b).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Exit codes: 0 every case passed or was
 //! skipped, 1 a case failed, 2 the harness itself could not run.
 
+mod bench;
 mod clauses;
 mod conform;
 mod list;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Check a runc-compatible runtime against the OCI runtime spec.
     Conform(conform::Args),
+    /// Measure start latency, density and isolation overhead across runtimes.
+    Bench(bench::Args),
     /// List the cases, with the clauses each enforces.
     List(list::Args),
     /// List the spec clauses, with how many cases cite each.
@@ -38,6 +41,7 @@ pub fn main() -> i32 {
     };
     let r = match cli.command {
         Command::Conform(a) => conform::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::List(a) => list::run(a),
         Command::Clauses(a) => clauses::run(a),
     };

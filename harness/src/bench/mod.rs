@@ -1,0 +1,386 @@
+//! `harness bench`: how fast runtimes start containers and what their
+//! isolation costs the workload inside, measured so that runtimes can be
+//! compared on a noisy machine: the runtimes take turns (A B C, B C A, ...)
+//! so drift hits all alike, every figure keeps its raw samples, and the
+//! summaries are order statistics with bootstrap intervals.
+//!
+//! Three phases, each in its own module: `lifecycle` (each verb timed, and
+//! `run` end to end), `density` (many containers at once, and what each
+//! costs in memory), `overhead` (the probe's workloads in a container
+//! against the same on the host). `timed` is the precise invocation they
+//! share.
+
+mod density;
+mod lifecycle;
+mod overhead;
+pub mod results;
+pub mod timed;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Spec;
+
+use crate::bundle::{self, Bundle, SpecExt};
+use crate::cleanup::{self, MARKER};
+use crate::runtime::{Driver, Runtime};
+pub use overhead::{workload as overhead_workload, Place, Workload, WORKLOADS};
+use results::{BenchResults, Leftover, Machine, Metric, Missing, Phase, RuntimeEntry, Settings, Unit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("work directory {path}: {source}")]
+    Workdir { path: PathBuf, source: std::io::Error },
+    #[error("probe {path}: {reason}")]
+    Probe { path: PathBuf, reason: String },
+    #[error("bundle for {runtime}: {source}")]
+    Bundle { runtime: String, source: bundle::Error },
+}
+
+/// A runtime to measure, under the name its figures carry.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub runtime: Runtime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub phases: Vec<Phase>,
+    /// Measured lifecycle iterations per runtime, after `warmup` unmeasured ones.
+    pub iterations: usize,
+    pub warmup: usize,
+    /// Containers started at once in a density round.
+    pub density: usize,
+    pub density_rounds: usize,
+    pub workloads: Vec<Workload>,
+    pub overhead_rounds: usize,
+    /// Batches per workload run, and the time each batch aims at.
+    pub batches: usize,
+    pub batch_ms: u64,
+    pub probe: PathBuf,
+    pub workdir: PathBuf,
+    /// Recorded in the results: the command line that made them.
+    pub command: Vec<String>,
+    pub hybrid_as_v1: bool,
+}
+
+/// Progress after each step: steps done, steps in all, what just ran.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub what: String,
+}
+
+/// Consecutive failures after which a runtime is no longer measured in a
+/// phase (a runtime that cannot create containers would otherwise spend
+/// every iteration's timeout).
+const GIVE_UP_AFTER: usize = 3;
+
+/// One runtime inside a run: its driver (private `--root`, marked
+/// environment), its directory, and the prefix its container ids and
+/// cgroups carry so that anything left behind can be found.
+pub(crate) struct Subject {
+    pub name: String,
+    pub driver: Driver,
+    pub dir: PathBuf,
+    pub prefix: String,
+    /// Where the runtime's stderr goes (a file: a container that inherits
+    /// it blocks no one).
+    pub err_file: PathBuf,
+    seq: u64,
+}
+
+impl Subject {
+    /// A fresh container id carrying the prefix.
+    pub fn id(&mut self, tag: &str) -> String {
+        self.seq += 1;
+        format!("{}-{tag}{}", self.prefix, self.seq)
+    }
+
+    /// The default config with the marker, running `args`.
+    pub fn spec(&self, args: &[&str]) -> Spec {
+        let mut spec = bundle::default_spec();
+        spec.set_args(args);
+        let env = spec.process_mut_or_default().env_mut().get_or_insert_with(Vec::new);
+        env.push(format!("{MARKER}={}", self.prefix));
+        spec
+    }
+
+    /// A bundle under this runtime's directory.
+    pub fn bundle(&self, name: &str, spec: &Spec, probe: &Path) -> Result<Bundle, Error> {
+        let b = Bundle::prepare(&self.dir.join(name), probe).map_err(|source| Error::Bundle {
+            runtime: self.name.clone(),
+            source,
+        })?;
+        b.write_spec(spec).map_err(|source| Error::Bundle {
+            runtime: self.name.clone(),
+            source,
+        })?;
+        Ok(b)
+    }
+
+    /// Kills and force-deletes `id`, whatever state it is in; for the
+    /// paths where something already went wrong.
+    pub fn discard(&self, id: &str) {
+        let _ = self.driver.delete(id, true);
+    }
+}
+
+/// What a run collects: samples keyed by (metric, runtime), in the order
+/// first seen, and what could not be measured.
+pub(crate) struct Recorder {
+    metrics: Vec<Metric>,
+    index: HashMap<(String, String), usize>,
+    pub missing: Vec<Missing>,
+    pub leftovers: Vec<Leftover>,
+    progress_done: usize,
+    progress_total: usize,
+    progress: Box<dyn FnMut(Progress)>,
+    pub options: Options,
+}
+
+impl Recorder {
+    pub fn push(&mut self, id: &str, phase: Phase, runtime: &str, unit: Unit, what: &str, sample: f64) {
+        let key = (id.to_string(), runtime.to_string());
+        let i = *self.index.entry(key).or_insert_with(|| {
+            self.metrics.push(Metric {
+                id: id.to_string(),
+                phase,
+                runtime: runtime.to_string(),
+                unit,
+                what: what.to_string(),
+                samples: Vec::new(),
+                summary: None,
+                ratio: None,
+            });
+            self.metrics.len() - 1
+        });
+        self.metrics[i].samples.push(sample);
+    }
+
+    pub fn missing(&mut self, runtime: &str, phase: Phase, what: impl Into<String>, reason: impl Into<String>) {
+        self.missing.push(Missing {
+            runtime: runtime.to_string(),
+            phase,
+            what: what.into(),
+            reason: reason.into(),
+        });
+    }
+
+    pub fn step(&mut self, what: String) {
+        self.progress_done += 1;
+        let p = Progress {
+            done: self.progress_done,
+            total: self.progress_total,
+            what,
+        };
+        (self.progress)(p);
+    }
+}
+
+/// Whether ^C (or SIGTERM) asked the run to stop.
+pub fn interrupted() -> bool {
+    crate::runner::interrupted()
+}
+
+fn machine() -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let host = crate::host::Host::detect();
+    Machine {
+        kernel: host.kernel.clone(),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        memory_kib: meminfo_kib(&meminfo, "MemTotal").unwrap_or(0),
+        cgroup_mode: serde_json::to_value(host.cgroup_mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    }
+}
+
+/// A `Key:   N kB` line of /proc/meminfo, in KiB.
+pub(crate) fn meminfo_kib(meminfo: &str, key: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn steps(o: &Options, runtimes: usize) -> usize {
+    let mut n = 0;
+    for p in &o.phases {
+        n += match p {
+            Phase::Lifecycle => (o.warmup + o.iterations) * runtimes,
+            Phase::Density => o.density_rounds * runtimes,
+            Phase::Overhead => o.overhead_rounds * o.workloads.len() * (runtimes + 1),
+            Phase::Harness => 0,
+        };
+    }
+    n
+}
+
+/// Measures `targets` as `opts` says. What fails midway is recorded in the
+/// results' `missing`; an interrupt ends the run early with what was
+/// measured. Every container is deleted and swept for before returning.
+pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)>) -> Result<BenchResults, Error> {
+    let meta = std::fs::metadata(&opts.probe).map_err(|e| Error::Probe {
+        path: opts.probe.clone(),
+        reason: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Probe {
+            path: opts.probe.clone(),
+            reason: "not a regular file".into(),
+        });
+    }
+    crate::reaper::start();
+    crate::runner::install_interrupt_handler();
+    let started_at = crate::runner::now_rfc3339();
+    let start = Instant::now();
+    let token = crate::runner::token();
+    let work = opts.workdir.join(format!("oci-bench-{token}"));
+    let mkdir = |p: &Path| {
+        std::fs::create_dir_all(p).map_err(|source| Error::Workdir {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    mkdir(&work)?;
+    let mut subjects = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let dir = work.join(format!("rt{i}"));
+        mkdir(&dir.join("root"))?;
+        // The prefix ends in `x` so that runtime 1's does not match runtime 10's.
+        let prefix = format!("hb{token}r{i}x");
+        let mut driver = t.runtime.driver(&dir.join("root"));
+        driver.env.push((MARKER.to_string(), prefix.clone()));
+        subjects.push(Subject {
+            name: t.name.clone(),
+            driver,
+            err_file: dir.join("stderr"),
+            dir,
+            prefix,
+            seq: 0,
+        });
+    }
+    let mut rec = Recorder {
+        metrics: Vec::new(),
+        index: HashMap::new(),
+        missing: Vec::new(),
+        leftovers: Vec::new(),
+        progress_done: 0,
+        progress_total: steps(opts, targets.len()),
+        progress,
+        options: opts.clone(),
+    };
+    let result = (|| -> Result<(), Error> {
+        for phase in &opts.phases {
+            if interrupted() {
+                break;
+            }
+            match phase {
+                Phase::Lifecycle => lifecycle::run(&mut subjects, &mut rec, &work)?,
+                Phase::Density => density::run(&mut subjects, &mut rec)?,
+                Phase::Overhead => overhead::run(&mut subjects, &mut rec, &work)?,
+                Phase::Harness => {}
+            }
+            sweep(&subjects, &mut rec);
+        }
+        Ok(())
+    })();
+    sweep(&subjects, &mut rec);
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    let was_interrupted = interrupted();
+    if was_interrupted {
+        rec.missing("*", Phase::Harness, "the rest of the run", "interrupted");
+    }
+    let runtimes = targets
+        .iter()
+        .map(|t| RuntimeEntry {
+            name: t.name.clone(),
+            path: t.runtime.path.display().to_string(),
+            args: t.runtime.global_args.clone(),
+            version: t.runtime.version(),
+        })
+        .collect();
+    let mut results = BenchResults {
+        schema: results::SCHEMA,
+        kind: "bench".into(),
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: opts.command.clone(),
+        started_at,
+        duration_ms: start.elapsed().as_millis() as u64,
+        machine: machine(),
+        settings: Settings {
+            iterations: opts.iterations,
+            warmup: opts.warmup,
+            density: opts.density,
+            density_rounds: opts.density_rounds,
+            overhead_rounds: opts.overhead_rounds,
+            batches: opts.batches,
+            batch_ms: opts.batch_ms,
+            workloads: opts.workloads.iter().map(|w| w.name.to_string()).collect(),
+            phases: opts.phases.clone(),
+            hybrid_as_v1: opts.hybrid_as_v1,
+        },
+        runtimes,
+        metrics: rec.metrics,
+        missing: rec.missing,
+        leftovers: rec.leftovers,
+        interrupted: was_interrupted,
+    };
+    results.finalize();
+    Ok(results)
+}
+
+/// Removes whatever the runtimes left (processes, mounts, cgroups, state)
+/// and records it against the runtime that made it.
+fn sweep(subjects: &[Subject], rec: &mut Recorder) {
+    for s in subjects {
+        for leak in cleanup::sweep(&s.prefix, &s.dir, &s.driver.root, &[]) {
+            let l = Leftover {
+                runtime: s.name.clone(),
+                kind: leak.kind.to_string(),
+                what: leak.what,
+            };
+            if !rec.leftovers.contains(&l) {
+                rec.leftovers.push(l);
+            }
+        }
+    }
+}
+
+/// The order in which runtimes take their turn in round `round`: rotated,
+/// so none is always first (after an idle pause) or last.
+pub(crate) fn turn_order(n: usize, round: usize) -> Vec<usize> {
+    (0..n).map(|i| (i + round) % n.max(1)).collect()
+}
+
+pub(crate) fn ns(d: Duration) -> f64 {
+    d.as_nanos() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_rotate() {
+        assert_eq!(turn_order(3, 0), vec![0, 1, 2]);
+        assert_eq!(turn_order(3, 1), vec![1, 2, 0]);
+        assert_eq!(turn_order(3, 5), vec![2, 0, 1]);
+        assert!(turn_order(0, 2).is_empty());
+    }
+
+    #[test]
+    fn meminfo_lines() {
+        let m = "MemTotal:       24684400 kB\nMemFree:        21928412 kB\nMemAvailable:   24200000 kB\n";
+        assert_eq!(meminfo_kib(m, "MemTotal"), Some(24684400));
+        assert_eq!(meminfo_kib(m, "MemAvailable"), Some(24200000));
+        assert_eq!(meminfo_kib(m, "Mem"), None);
+        assert_eq!(meminfo_kib(m, "Swap"), None);
+    }
+}

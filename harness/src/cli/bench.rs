@@ -1,0 +1,258 @@
+//! `harness bench --runtime A --runtime B ...`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use harness::bench::results::Phase;
+use harness::bench::{self, Progress, Target, Workload, WORKLOADS};
+use harness::render::bench::{self as render, Format};
+use harness::runtime::Runtime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A runtime to measure, repeatable; the first is the baseline of every
+    /// ratio. A bundled name (`native`), a name in PATH or a path, optionally
+    /// with global flags and a label: `runsc --network=none`,
+    /// `gvisor=/usr/bin/runsc --network=none`.
+    #[arg(long = "runtime", required = true)]
+    runtimes: Vec<String>,
+    /// Phases to run.
+    #[arg(long, value_delimiter = ',', default_value = "lifecycle,density,overhead")]
+    phases: Vec<String>,
+    /// Measured lifecycle iterations per runtime.
+    #[arg(short = 'n', long, default_value_t = 30)]
+    iterations: usize,
+    /// Unmeasured lifecycle iterations first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Containers started at once in a density round.
+    #[arg(long, default_value_t = 10)]
+    density: usize,
+    #[arg(long, default_value_t = 3)]
+    density_rounds: usize,
+    /// Isolation-overhead workloads (default: all).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Rounds of the overhead workloads (host, then each runtime in turn).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured batches per workload run.
+    #[arg(long, default_value_t = 10)]
+    batches: usize,
+    /// Milliseconds each batch aims to take.
+    #[arg(long, default_value_t = 20)]
+    batch_ms: u64,
+    /// On a hybrid cgroup host, run in a private mount namespace without the
+    /// cgroup2 mount, so runtimes that refuse hybrid mode (crun 1.8) can be
+    /// measured; every runtime then sees the same v1 host.
+    #[arg(long)]
+    hybrid_as_v1: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the rendering here; the table still goes to stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Seconds one runtime operation (or one workload run) may take.
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
+    timeout: f64,
+    /// The probe binary (default: beside the harness).
+    #[arg(long)]
+    probe: Option<PathBuf>,
+    /// Where bundles and state go (default: the temp directory).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+}
+
+/// `[LABEL=]BINARY [FLAG...]`: label, binary, global flags.
+pub fn parse_runtime(spec: &str) -> anyhow::Result<(String, String, Vec<String>)> {
+    let mut words = spec.split_whitespace();
+    let Some(first) = words.next() else {
+        bail!("--runtime: empty value {spec:?}");
+    };
+    let flags: Vec<String> = words.map(str::to_string).collect();
+    let (label, binary) = match first.split_once('=') {
+        Some((l, b)) if !l.contains('/') => {
+            if l.is_empty() || b.is_empty() {
+                bail!("--runtime: label and binary must both be given, got {spec:?}");
+            }
+            (l.to_string(), b.to_string())
+        }
+        _ => {
+            let base = first.rsplit('/').next().unwrap_or(first);
+            (base.to_string(), first.to_string())
+        }
+    };
+    if let Some(bad) = flags.iter().find(|f| !f.starts_with('-')) {
+        bail!("--runtime {spec:?}: global flag {bad:?} does not start with `-`");
+    }
+    Ok((label, binary, flags))
+}
+
+fn phases(names: &[String]) -> anyhow::Result<Vec<Phase>> {
+    let mut v = Vec::new();
+    for n in names {
+        let p = match n.as_str() {
+            "lifecycle" => Phase::Lifecycle,
+            "density" => Phase::Density,
+            "overhead" => Phase::Overhead,
+            other => bail!("--phases: unknown phase {other:?} (known: lifecycle, density, overhead)"),
+        };
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
+    Ok(v)
+}
+
+fn workloads(names: &[String]) -> anyhow::Result<Vec<Workload>> {
+    if names.is_empty() {
+        return Ok(WORKLOADS.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            bench::overhead_workload(n).with_context(|| {
+                let known: Vec<&str> = WORKLOADS.iter().map(|w| w.name).collect();
+                format!("--workloads: unknown workload {n:?} (known: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn progress_bar() -> Box<dyn FnMut(Progress)> {
+    let tty = std::io::stderr().is_terminal();
+    Box::new(move |p: Progress| {
+        if !tty {
+            return;
+        }
+        let width = 30;
+        let filled = p.done * width / p.total.max(1);
+        let line = format!(
+            "\r[{}{}] {}/{} {:<50}",
+            "=".repeat(filled.min(width)),
+            " ".repeat(width - filled.min(width)),
+            p.done,
+            p.total,
+            p.what
+        );
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(line.as_bytes());
+        if p.done >= p.total {
+            let _ = e.write_all(b"\r\x1b[2K");
+        }
+        let _ = e.flush();
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds, got {}", a.timeout);
+    }
+    let phases = phases(&a.phases)?;
+    let positive = |name: &str, v: usize, needed: bool| -> anyhow::Result<()> {
+        if needed && v == 0 {
+            bail!("--{name} must be at least 1, got 0");
+        }
+        Ok(())
+    };
+    positive("iterations", a.iterations, phases.contains(&Phase::Lifecycle))?;
+    positive("density", a.density, phases.contains(&Phase::Density))?;
+    positive("density-rounds", a.density_rounds, phases.contains(&Phase::Density))?;
+    positive("rounds", a.rounds, phases.contains(&Phase::Overhead))?;
+    if a.batches < 2 {
+        bail!("--batches must be at least 2, got {}", a.batches);
+    }
+    if a.batch_ms == 0 {
+        bail!("--batch-ms must be at least 1, got 0");
+    }
+    let workloads = workloads(&a.workloads)?;
+    // Before any thread exists: the mount namespace is per thread.
+    let hidden = if a.hybrid_as_v1 {
+        harness::host::hide_hybrid_cgroup2().context("--hybrid-as-v1: hiding the cgroup2 mount")?
+    } else {
+        false
+    };
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let mut targets: Vec<Target> = Vec::new();
+    for spec in &a.runtimes {
+        let (name, binary, flags) = parse_runtime(spec)?;
+        if targets.iter().any(|t| t.name == name) {
+            bail!("--runtime: two runtimes are named {name:?}; give one a label (`other={binary}`)");
+        }
+        if name == bench::results::HOST {
+            bail!("--runtime: the label {name:?} is reserved for workloads run on the host");
+        }
+        let runtime = Runtime::resolve(&binary, flags, timeout).with_context(|| format!("--runtime {spec:?}"))?;
+        targets.push(Target { name, runtime });
+    }
+    let probe = match a.probe {
+        Some(p) => p,
+        None => harness::find_probe()
+            .context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
+    };
+    let opts = bench::Options {
+        phases,
+        iterations: a.iterations,
+        warmup: a.warmup,
+        density: a.density,
+        density_rounds: a.density_rounds,
+        workloads,
+        overhead_rounds: a.rounds,
+        batches: a.batches,
+        batch_ms: a.batch_ms,
+        probe,
+        workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
+        command: std::env::args().collect(),
+        hybrid_as_v1: hidden,
+    };
+    let results = bench::run(&targets, &opts, progress_bar())?;
+    let text = render::render(&results, a.format);
+    match &a.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing --output {}", path.display()))?;
+            if a.format != Format::Table {
+                print!("{}", render::table(&results));
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(results.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_specs() {
+        assert_eq!(parse_runtime("runc").unwrap(), ("runc".into(), "runc".into(), vec![]));
+        assert_eq!(
+            parse_runtime("/usr/bin/runsc --network=none").unwrap(),
+            ("runsc".into(), "/usr/bin/runsc".into(), vec!["--network=none".into()])
+        );
+        assert_eq!(
+            parse_runtime("gvisor=runsc --network=none --oci-seccomp").unwrap().0,
+            "gvisor"
+        );
+        assert!(parse_runtime("  ").is_err());
+        assert!(parse_runtime("=runc").is_err());
+        assert!(parse_runtime("runc create")
+            .unwrap_err()
+            .to_string()
+            .contains("\"create\""));
+    }
+
+    #[test]
+    fn phase_and_workload_names() {
+        assert_eq!(
+            phases(&["density".into(), "density".into()]).unwrap(),
+            vec![Phase::Density]
+        );
+        assert!(phases(&["speed".into()]).unwrap_err().to_string().contains("\"speed\""));
+        assert_eq!(workloads(&[]).unwrap().len(), WORKLOADS.len());
+        let e = workloads(&["getpid".into(), "warp".into()]).unwrap_err().to_string();
+        assert!(e.contains("\"warp\"") && e.contains("getpid"), "{e}");
+    }
+}
