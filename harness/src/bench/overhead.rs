@@ -164,12 +164,10 @@ fn in_container(
     s.discard(&id);
     let (out, io) = r.map_err(|e| e.to_string())?;
     if !out.status.success() {
+        // A program states the cause of its failure first (usage text and
+        // the like may follow).
         let why = io.stderr();
-        let why = why
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)");
+        let why = why.lines().find(|l| !l.trim().is_empty()).unwrap_or("(no message)");
         return Err(format!("{}: {why}", out.status));
     }
     parse_output(&io.stdout(), w, batches)
