@@ -42,6 +42,11 @@ pub struct Args {
     /// Where case directories are made (default: the temp directory).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// On a hybrid cgroup host, run in a private mount namespace without the
+    /// cgroup2 mount, so runtimes that refuse hybrid mode (crun 1.8) can be
+    /// checked against a v1 host.
+    #[arg(long)]
+    hybrid_as_v1: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
@@ -50,6 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     }
     if a.jobs == Some(0) {
         bail!("--jobs must be at least 1, got 0");
+    }
+    if a.hybrid_as_v1 {
+        // Before any thread exists: the mount namespace is per thread.
+        harness::host::hide_hybrid_cgroup2().context("--hybrid-as-v1: hiding the cgroup2 mount")?;
     }
     let timeout = Duration::from_secs_f64(a.timeout);
     let runtime = Runtime::resolve(&a.runtime, a.runtime_args.clone(), timeout)?;
