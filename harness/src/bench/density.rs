@@ -6,7 +6,6 @@
 //! gofers; all re-parented to the harness, a subreaper), the memory charged
 //! to each container's cgroup, and the drop in the host's available memory.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Barrier;
@@ -14,48 +13,13 @@ use std::time::{Duration, Instant};
 
 use super::results::{Phase, Unit};
 use super::timed::{self, Stdout};
-use super::{interrupted, meminfo_kib, ns, turn_order, Error, Recorder, Subject, GIVE_UP_AFTER};
+use super::{descendants, interrupted, meminfo_kib, ns, turn_order, Error, Recorder, Subject, GIVE_UP_AFTER};
 use crate::bundle::Bundle;
 use crate::host::Host;
 use crate::runtime::State;
 
 /// Time given to the held containers to settle before memory is read.
 const SETTLE: Duration = Duration::from_millis(250);
-
-/// Pids of this process's descendants (not itself), from /proc.
-pub fn descendants() -> HashSet<i32> {
-    let me = std::process::id() as i32;
-    let mut parent = std::collections::HashMap::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if let Some((_, ppid)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| crate::reaper::parse_stat(&s))
-            {
-                parent.insert(pid, ppid);
-            }
-        }
-    }
-    let mut out = HashSet::new();
-    for &pid in parent.keys() {
-        let mut p = pid;
-        // Bounded walk: pid 1's parent is 0.
-        for _ in 0..64 {
-            match parent.get(&p) {
-                Some(&pp) if pp == me => {
-                    out.insert(pid);
-                    break;
-                }
-                Some(&pp) if pp > 0 => p = pp,
-                _ => break,
-            }
-        }
-    }
-    out
-}
 
 /// The `Pss:` line of /proc/PID/smaps_rollup, in KiB.
 pub fn pss_kib(smaps_rollup: &str) -> Option<u64> {
@@ -285,6 +249,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder) -> Result<(), Er
                     rec.missing(&s.name, Phase::Density, format!("round {}", r + 1), reason);
                 }
             }
+            rec.quiesce();
             let name = subjects[i].name.clone();
             rec.step(format!("density round {} {name}", r + 1));
         }
@@ -311,20 +276,5 @@ mod tests {
     fn pss_from_smaps_rollup() {
         let t = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:  1200 kB\nPss:   345 kB\nPss_Anon: 100 kB\n";
         assert_eq!(pss_kib(t), Some(345));
-    }
-
-    #[test]
-    fn descendants_include_a_child_and_its_child() {
-        let mut c = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 5 & wait"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let d = descendants();
-        assert!(d.contains(&(c.id() as i32)), "{d:?}");
-        assert!(d.len() >= 2, "{d:?}");
-        assert!(!d.contains(&(std::process::id() as i32)));
-        let _ = c.kill();
-        let _ = c.wait();
     }
 }

@@ -201,6 +201,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
                     }
                 }
             }
+            rec.quiesce();
             let name = s.name.clone();
             rec.step(format!("lifecycle {label} {name}"));
         }

@@ -1,7 +1,8 @@
 //! `harness bench`: how fast runtimes start containers and what their
 //! isolation costs the workload inside, measured so that runtimes can be
-//! compared on a noisy machine: the runtimes take turns (A B C, B C A, ...)
-//! so drift hits all alike, every figure keeps its raw samples, and the
+//! compared on a noisy machine: the runtimes take turns, in orders where each
+//! goes after each other equally often, so drift and one runtime's
+//! aftermath hit all alike, every figure keeps its raw samples, and the
 //! summaries are order statistics with bootstrap intervals.
 //!
 //! Three phases, each in its own module: `lifecycle` (each verb timed, and
@@ -16,7 +17,7 @@ mod overhead;
 pub mod results;
 pub mod timed;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,9 @@ pub struct Progress {
 /// every iteration's timeout).
 const GIVE_UP_AFTER: usize = 3;
 
+/// How long a turn's leftovers get to go away before the next turn.
+const QUIESCE: Duration = Duration::from_secs(5);
+
 /// One runtime inside a run: its driver (private `--root`, marked
 /// environment), its directory, and the prefix its container ids and
 /// cgroups carry so that anything left behind can be found.
@@ -136,6 +140,8 @@ pub(crate) struct Recorder {
     index: HashMap<(String, String), usize>,
     pub missing: Vec<Missing>,
     pub leftovers: Vec<Leftover>,
+    /// Processes that outlived a `quiesce`.
+    lingering: HashSet<i32>,
     progress_done: usize,
     progress_total: usize,
     progress: Box<dyn FnMut(Progress)>,
@@ -168,6 +174,30 @@ impl Recorder {
             what: what.into(),
             reason: reason.into(),
         });
+    }
+
+    /// Waits (bounded) until no process of the previous turn is left: a
+    /// runtime's teardown can go on after its `delete` returned (gVisor's
+    /// sandbox and gofer exit in the background), and the next runtime's
+    /// figures must not pay for it. Zombies among our children are reaped on
+    /// the way. A process that outlives the wait is not waited for again
+    /// (the final sweep deals with it).
+    pub fn quiesce(&mut self) {
+        let deadline = Instant::now() + QUIESCE;
+        loop {
+            let left: Vec<i32> = descendants().difference(&self.lingering).copied().collect();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.lingering.extend(left);
+                return;
+            }
+            for pid in left {
+                crate::reaper::wait_exit(pid, Duration::ZERO);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn step(&mut self, what: String) {
@@ -270,6 +300,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
         index: HashMap::new(),
         missing: Vec::new(),
         leftovers: Vec::new(),
+        lingering: HashSet::new(),
         progress_done: 0,
         progress_total: steps(opts, targets.len()),
         progress,
@@ -353,10 +384,70 @@ fn sweep(subjects: &[Subject], rec: &mut Recorder) {
     }
 }
 
-/// The order in which runtimes take their turn in round `round`: rotated,
-/// so none is always first (after an idle pause) or last.
+/// Pids of this process's descendants (not itself), from /proc.
+pub fn descendants() -> HashSet<i32> {
+    let me = std::process::id() as i32;
+    let mut parent = std::collections::HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some((_, ppid)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| crate::reaper::parse_stat(&s))
+            {
+                parent.insert(pid, ppid);
+            }
+        }
+    }
+    let mut out = HashSet::new();
+    for &pid in parent.keys() {
+        let mut p = pid;
+        // Bounded walk: pid 1's parent is 0.
+        for _ in 0..64 {
+            match parent.get(&p) {
+                Some(&pp) if pp == me => {
+                    out.insert(pid);
+                    break;
+                }
+                Some(&pp) if pp > 0 => p = pp,
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// The order in which runtimes take their turn in round `round`: the rows
+/// of a Williams design, so that over `n` rounds (`2n` when `n` is odd)
+/// every runtime goes right after every other one equally often. What a
+/// runtime leaves the kernel to finish after its turn (gVisor's teardown
+/// slows whoever comes next for a while) then weighs on all alike, where a
+/// plain rotation would always put the same runtime after it.
 pub(crate) fn turn_order(n: usize, round: usize) -> Vec<usize> {
-    (0..n).map(|i| (i + round) % n.max(1)).collect()
+    if n == 0 {
+        return Vec::new();
+    }
+    // 0, n-1, 1, n-2, 2, ...
+    let mut first = Vec::with_capacity(n);
+    let (mut lo, mut hi) = (0, n);
+    for i in 0..n {
+        if i % 2 == 0 {
+            first.push(lo);
+            lo += 1;
+        } else {
+            hi -= 1;
+            first.push(hi);
+        }
+    }
+    let rows = if n % 2 == 0 { n } else { 2 * n };
+    let r = round % rows;
+    let mut row: Vec<usize> = first.iter().map(|x| (x + r % n) % n).collect();
+    if r >= n {
+        row.reverse();
+    }
+    row
 }
 
 pub(crate) fn ns(d: Duration) -> f64 {
@@ -368,10 +459,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn turns_rotate() {
-        assert_eq!(turn_order(3, 0), vec![0, 1, 2]);
-        assert_eq!(turn_order(3, 1), vec![1, 2, 0]);
-        assert_eq!(turn_order(3, 5), vec![2, 0, 1]);
+    fn turns_balance_who_goes_after_whom() {
+        for n in 1..=6 {
+            let rows = if n % 2 == 0 { n } else { 2 * n };
+            let mut after = vec![vec![0; n]; n];
+            for r in 0..rows {
+                let row = turn_order(n, r);
+                let mut sorted = row.clone();
+                sorted.sort();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "n={n} round {r}: {row:?}");
+                for w in row.windows(2) {
+                    after[w[0]][w[1]] += 1;
+                }
+            }
+            let want = if n % 2 == 0 { 1 } else { 2 };
+            for (a, row) in after.iter().enumerate() {
+                for (b, &count) in row.iter().enumerate() {
+                    assert_eq!(count, if a == b { 0 } else { want }, "n={n}: {b} after {a}");
+                }
+            }
+        }
+        assert_eq!(turn_order(4, 0), vec![0, 3, 1, 2]);
+        assert_eq!(turn_order(4, 5), turn_order(4, 1));
         assert!(turn_order(0, 2).is_empty());
     }
 
@@ -382,5 +491,20 @@ mod tests {
         assert_eq!(meminfo_kib(m, "MemAvailable"), Some(24200000));
         assert_eq!(meminfo_kib(m, "Mem"), None);
         assert_eq!(meminfo_kib(m, "Swap"), None);
+    }
+
+    #[test]
+    fn descendants_include_a_child_and_its_child() {
+        let mut c = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let d = descendants();
+        assert!(d.contains(&(c.id() as i32)), "{d:?}");
+        assert!(d.len() >= 2, "{d:?}");
+        assert!(!d.contains(&(std::process::id() as i32)));
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

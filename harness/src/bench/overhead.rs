@@ -279,6 +279,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
                         }
                     }
                 }
+                rec.quiesce();
                 let name = subjects[i].name.clone();
                 rec.step(format!("overhead {} {name}", w.name));
             }
