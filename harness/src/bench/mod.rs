@@ -433,7 +433,7 @@ pub(crate) fn turn_order(n: usize, round: usize) -> Vec<usize> {
     let mut first = Vec::with_capacity(n);
     let (mut lo, mut hi) = (0, n);
     for i in 0..n {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             first.push(lo);
             lo += 1;
         } else {
@@ -441,7 +441,7 @@ pub(crate) fn turn_order(n: usize, round: usize) -> Vec<usize> {
             first.push(hi);
         }
     }
-    let rows = if n % 2 == 0 { n } else { 2 * n };
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n };
     let r = round % rows;
     let mut row: Vec<usize> = first.iter().map(|x| (x + r % n) % n).collect();
     if r >= n {
@@ -460,8 +460,8 @@ mod tests {
 
     #[test]
     fn turns_balance_who_goes_after_whom() {
-        for n in 1..=6 {
-            let rows = if n % 2 == 0 { n } else { 2 * n };
+        for n in 1..=6usize {
+            let rows = if n.is_multiple_of(2) { n } else { 2 * n };
             let mut after = vec![vec![0; n]; n];
             for r in 0..rows {
                 let row = turn_order(n, r);
@@ -472,7 +472,7 @@ mod tests {
                     after[w[0]][w[1]] += 1;
                 }
             }
-            let want = if n % 2 == 0 { 1 } else { 2 };
+            let want = if n.is_multiple_of(2) { 1 } else { 2 };
             for (a, row) in after.iter().enumerate() {
                 for (b, &count) in row.iter().enumerate() {
                     assert_eq!(count, if a == b { 0 } else { want }, "n={n}: {b} after {a}");
