@@ -135,14 +135,9 @@ pub fn features(runtime: &Runtime, root: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&out.stdout).ok()
 }
 
-/// Runs `cases` and returns the results; `progress` is called after each.
-pub fn run(
-    cases: &[Case],
-    runtime: &Runtime,
-    probe: &Path,
-    opts: &Options,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Results, Error> {
+/// Checks that `probe` is there and is a regular file, before anything is
+/// made.
+pub fn check_probe(probe: &Path) -> Result<(), Error> {
     let meta = std::fs::metadata(probe).map_err(|e| Error::Probe {
         path: probe.to_path_buf(),
         reason: e.to_string(),
@@ -153,6 +148,18 @@ pub fn run(
             reason: "not a regular file".into(),
         });
     }
+    Ok(())
+}
+
+/// Runs `cases` and returns the results; `progress` is called after each.
+pub fn run(
+    cases: &[Case],
+    runtime: &Runtime,
+    probe: &Path,
+    opts: &Options,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Results, Error> {
+    check_probe(probe)?;
     crate::reaper::start();
     install_interrupt_handler();
     let started_at = now_rfc3339();

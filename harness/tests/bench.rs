@@ -88,6 +88,15 @@ fn bench(workdir: &Path, args: &[&str]) -> (Run, BenchResults) {
     (run, serde_json::from_str(&text).expect("results parse"))
 }
 
+/// Root and `runtime` installed; says why not otherwise.
+fn can_run(runtime: &str) -> bool {
+    let ok = is_root() && installed(runtime).is_some();
+    if !ok {
+        eprintln!("skipping: needs root and {runtime}");
+    }
+    ok
+}
+
 fn dirs() -> (tempfile::TempDir, std::path::PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let w = t.path().join("work");
@@ -138,8 +147,7 @@ fn bad_input_is_named_and_nothing_is_left() {
 
 #[test]
 fn native_and_runc_every_figure_with_its_samples() {
-    if !is_root() || installed("runc").is_none() {
-        eprintln!("skipping: needs root and runc");
+    if !can_run("runc") {
         return;
     }
     let _g = serial();
@@ -211,8 +219,7 @@ fn native_and_runc_every_figure_with_its_samples() {
 
 #[test]
 fn overhead_tells_a_sandbox_from_a_native_runtime() {
-    if !is_root() || installed("runsc").is_none() {
-        eprintln!("skipping: needs root and runsc");
+    if !can_run("runsc") {
         return;
     }
     let _g = serial();
@@ -255,8 +262,7 @@ fn runc_wrapper(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_runtime_failing_midway_keeps_what_was_measured() {
-    if !is_root() || installed("runc").is_none() {
-        eprintln!("skipping: needs root and runc");
+    if !can_run("runc") {
         return;
     }
     let _g = serial();
@@ -318,8 +324,7 @@ fn a_runtime_failing_midway_keeps_what_was_measured() {
 
 #[test]
 fn a_workload_that_crashes_inside_is_named() {
-    if !is_root() || installed("runc").is_none() {
-        eprintln!("skipping: needs root and runc");
+    if !can_run("runc") {
         return;
     }
     let _g = serial();
@@ -354,8 +359,7 @@ fn a_workload_that_crashes_inside_is_named() {
 
 #[test]
 fn an_interrupt_keeps_the_results_and_cleans_up() {
-    if !is_root() || installed("runc").is_none() {
-        eprintln!("skipping: needs root and runc");
+    if !can_run("runc") {
         return;
     }
     let _g = serial();

@@ -31,10 +31,9 @@ use results::{BenchResults, Leftover, Machine, Metric, Missing, Phase, RuntimeEn
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("work directory {path}: {source}")]
-    Workdir { path: PathBuf, source: std::io::Error },
-    #[error("probe {path}: {reason}")]
-    Probe { path: PathBuf, reason: String },
+    /// The probe or the work directory, as for `conform`.
+    #[error(transparent)]
+    Setup(#[from] crate::runner::Error),
     #[error("bundle for {runtime}: {source}")]
     Bundle { runtime: String, source: bundle::Error },
 }
@@ -65,6 +64,14 @@ pub struct Options {
     /// Recorded in the results: the command line that made them.
     pub command: Vec<String>,
     pub hybrid_as_v1: bool,
+}
+
+/// A directory or file under the work directory could not be made.
+pub(crate) fn workdir_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Setup(crate::runner::Error::Workdir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Progress after each step: steps done, steps in all, what just ran.
@@ -255,28 +262,14 @@ fn steps(o: &Options, runtimes: usize) -> usize {
 /// results' `missing`; an interrupt ends the run early with what was
 /// measured. Every container is deleted and swept for before returning.
 pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)>) -> Result<BenchResults, Error> {
-    let meta = std::fs::metadata(&opts.probe).map_err(|e| Error::Probe {
-        path: opts.probe.clone(),
-        reason: e.to_string(),
-    })?;
-    if !meta.is_file() {
-        return Err(Error::Probe {
-            path: opts.probe.clone(),
-            reason: "not a regular file".into(),
-        });
-    }
+    crate::runner::check_probe(&opts.probe)?;
     crate::reaper::start();
     crate::runner::install_interrupt_handler();
     let started_at = crate::runner::now_rfc3339();
     let start = Instant::now();
     let token = crate::runner::token();
     let work = opts.workdir.join(format!("oci-bench-{token}"));
-    let mkdir = |p: &Path| {
-        std::fs::create_dir_all(p).map_err(|source| Error::Workdir {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
+    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|source| workdir_error(p, source));
     mkdir(&work)?;
     let mut subjects = Vec::new();
     for (i, t) in targets.iter().enumerate() {

@@ -11,7 +11,7 @@ use probe::bench::{BenchOutput, BENCH_SCHEMA};
 
 use super::results::{Phase, Unit, HOST};
 use super::timed::{self, Stdout};
-use super::{interrupted, turn_order, Error, Recorder, Subject, GIVE_UP_AFTER};
+use super::{interrupted, turn_order, workdir_error, Error, Recorder, Subject, GIVE_UP_AFTER};
 use crate::bundle::{Bundle, SpecExt};
 use crate::runtime::CreateOpts;
 
@@ -109,10 +109,7 @@ struct Setup {
 
 fn setup(s: &Subject, probe: &Path) -> Result<Setup, Error> {
     let bind_src = s.dir.join("overhead-bind");
-    let io = |p: &Path, source| Error::Workdir {
-        path: p.to_path_buf(),
-        source,
-    };
+    let io = workdir_error;
     std::fs::create_dir_all(&bind_src).map_err(|e| io(&bind_src, e))?;
     let spec = s.spec(&["/probe", "true"]);
     let b = s.bundle("overhead", &spec, probe)?;
@@ -223,10 +220,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
     let host_exe = host_dir.join(EXE.trim_start_matches("./"));
     std::fs::create_dir_all(&host_dir)
         .and_then(|()| std::fs::copy(&probe, &host_exe).map(drop))
-        .map_err(|source| Error::Workdir {
-            path: host_dir.clone(),
-            source,
-        })?;
+        .map_err(|source| workdir_error(&host_dir, source))?;
     let host_err = work.join("host-probe.err");
     let mut consecutive = vec![0usize; subjects.len()];
     for round in 0..rec.options.overhead_rounds {

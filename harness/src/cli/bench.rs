@@ -1,6 +1,5 @@
 //! `harness bench --runtime A --runtime B ...`.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,28 +121,8 @@ fn workloads(names: &[String]) -> anyhow::Result<Vec<Workload>> {
 }
 
 fn progress_bar() -> Box<dyn FnMut(Progress)> {
-    let tty = std::io::stderr().is_terminal();
-    Box::new(move |p: Progress| {
-        if !tty {
-            return;
-        }
-        let width = 30;
-        let filled = p.done * width / p.total.max(1);
-        let line = format!(
-            "\r[{}{}] {}/{} {:<50}",
-            "=".repeat(filled.min(width)),
-            " ".repeat(width - filled.min(width)),
-            p.done,
-            p.total,
-            p.what
-        );
-        let mut e = std::io::stderr().lock();
-        let _ = e.write_all(line.as_bytes());
-        if p.done >= p.total {
-            let _ = e.write_all(b"\r\x1b[2K");
-        }
-        let _ = e.flush();
-    })
+    let tty = super::stderr_is_tty();
+    Box::new(move |p: Progress| super::draw_progress(tty, p.done, p.total, &p.what))
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
@@ -209,15 +188,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     };
     let results = bench::run(&targets, &opts, progress_bar())?;
     let text = render::render(&results, a.format);
-    match &a.output {
-        Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing --output {}", path.display()))?;
-            if a.format != Format::Table {
-                print!("{}", render::table(&results));
-            }
-        }
-        None => print!("{text}"),
-    }
+    let table = (a.format != Format::Table).then(|| render::table(&results));
+    super::emit(&text, a.output.as_deref(), table)?;
     Ok(results.exit_code())
 }
 

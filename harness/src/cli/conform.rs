@@ -1,6 +1,5 @@
 //! `harness conform --runtime PATH`.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,42 +75,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
         timeout,
     };
-    let tty = std::io::stderr().is_terminal();
+    let tty = super::stderr_is_tty();
     let progress = move |p: Progress| {
-        if tty {
-            let width = 30;
-            let filled = p.done * width / p.total.max(1);
-            let mark = match p.last.status {
-                Status::Failed => "FAIL ",
-                _ => "",
-            };
-            let line = format!(
-                "\r[{}{}] {}/{} {mark}{:<50}",
-                "=".repeat(filled),
-                " ".repeat(width - filled),
-                p.done,
-                p.total,
-                p.last.id
-            );
-            let mut e = std::io::stderr().lock();
-            let _ = e.write_all(line.as_bytes());
-            if p.done == p.total {
-                let _ = e.write_all(b"\r\x1b[2K");
-            }
-            let _ = e.flush();
-        }
+        let mark = if p.last.status == Status::Failed { "FAIL " } else { "" };
+        super::draw_progress(tty, p.done, p.total, &format!("{mark}{}", p.last.id));
     };
     let results = runner::run(&cases, &runtime, &probe, &opts, &progress)?;
     let text = render::render(&results, a.format);
-    match &a.output {
-        Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing --output {}", path.display()))?;
-            // The terminal still gets the table when the file gets another form.
-            if a.format != Format::Table {
-                print!("{}", render::table(&results));
-            }
-        }
-        None => print!("{text}"),
-    }
+    let table = (a.format != Format::Table).then(|| render::table(&results));
+    super::emit(&text, a.output.as_deref(), table)?;
     Ok(results.exit_code())
 }

@@ -6,6 +6,10 @@ mod clauses;
 mod conform;
 mod list;
 
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -52,4 +56,45 @@ pub fn main() -> i32 {
             2
         }
     }
+}
+
+/// Draws `[====    ] done/total label` over one line of stderr when it is a
+/// terminal, and clears it at the end; does nothing otherwise.
+pub(crate) fn draw_progress(tty: bool, done: usize, total: usize, label: &str) {
+    if !tty {
+        return;
+    }
+    let width = 30;
+    let filled = (done * width / total.max(1)).min(width);
+    let line = format!(
+        "\r[{}{}] {done}/{total} {label:<50}",
+        "=".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(line.as_bytes());
+    if done >= total {
+        let _ = e.write_all(b"\r\x1b[2K");
+    }
+    let _ = e.flush();
+}
+
+/// Whether the progress bar should be drawn.
+pub(crate) fn stderr_is_tty() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Writes a rendering to `output`, or to stdout. When a file gets a form
+/// other than the table, the terminal still gets the table (`table`).
+pub(crate) fn emit(text: &str, output: Option<&Path>, table: Option<String>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing --output {}", path.display()))?;
+            if let Some(t) = table {
+                print!("{t}");
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
