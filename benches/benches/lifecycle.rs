@@ -2,7 +2,7 @@
 //! one run: `run` of `/probe true`, and a `probe sleep inf` container through
 //! create, start, kill and delete. Criterion gives each runtime its own
 //! timing, back to back; before it, an interleaved pass of each operation
-//! (A B C A C B ...) prints medians, ratios to native and peak memory, so
+//! (in `harness bench`'s balanced turn order) prints medians, ratios to native and peak memory, so
 //! machine drift, and what each runtime leaves the kernel to clean up, hit
 //! every runtime alike. Every invocation goes through
 //! `harness::bench::timed`, as in `harness bench`.
@@ -11,9 +11,10 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use benches::{probe, runtimes, turns, Contender, Failure};
+use benches::{probe, runtimes, Contender, Failure};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use harness::bench::timed::{self, Stdout};
+use harness::bench::turn_order;
 use harness::stats::{median, ratio, summarize};
 
 const ROUNDS: usize = 40;
@@ -59,7 +60,7 @@ fn interleaved(cs: &mut [Contender], what: &str, op: Op, scratch: &Path, probe: 
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); n];
     let floor_before = rss_floor_kib(scratch, probe);
     for round in 0..WARMUP_ROUNDS + ROUNDS {
-        for i in turns(n, round) {
+        for i in turn_order(n, round) {
             let (took, kib) = op(&mut cs[i]).unwrap_or_else(|e| panic!("{e}"));
             if round >= WARMUP_ROUNDS {
                 ms[i].push(took.as_secs_f64() * 1e3);

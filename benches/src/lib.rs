@@ -68,24 +68,6 @@ pub fn runtimes() -> Vec<Target> {
     v
 }
 
-/// The order in which `n` runtimes take their turns in `round`. A runtime's
-/// figure depends on who ran just before it (measured here: crun's median
-/// `run` and create-to-delete cycle took about 1.5 times as long right after
-/// runc's as after native's), so the turns are arranged for every runtime
-/// to follow every other equally often: with a prime `n`, round r steps through the
-/// runtimes by d = 1 + r mod (n-1), and the n-1 steps in a row walk each
-/// ordered pair once (for 3: A B C, A C B, ...), the step from one round to
-/// the next included. Other `n` rotate, which balances who goes first only.
-pub fn turns(n: usize, round: usize) -> Vec<usize> {
-    let prime = n >= 2 && (2..n).all(|k| n % k != 0);
-    if prime {
-        let d = 1 + round % (n - 1);
-        (0..n).map(|k| k * d % n).collect()
-    } else {
-        (0..n).map(|k| (k + round) % n.max(1)).collect()
-    }
-}
-
 /// What a lifecycle step failed with: the verb and the runtime's reason.
 #[derive(Debug)]
 pub struct Failure {
@@ -299,29 +281,6 @@ pub fn report_json() -> (String, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_runtime_follows_every_other_equally_often() {
-        for n in [2, 3, 5] {
-            let seq: Vec<usize> = (0..4 * (n - 1)).flat_map(|r| turns(n, r)).collect();
-            let mut pairs = vec![vec![0; n]; n];
-            for w in seq.windows(2) {
-                pairs[w[0]][w[1]] += 1;
-            }
-            for (a, row) in pairs.iter().enumerate() {
-                for (b, &count) in row.iter().enumerate() {
-                    // The last runtime of the last round has no successor.
-                    let want = if a == b { 0 } else { 4 };
-                    assert!(count == want || count == want - 1, "n={n}: {a} then {b} {count} times");
-                }
-            }
-        }
-        assert_eq!(turns(3, 0), [0, 1, 2]);
-        assert_eq!(turns(3, 1), [0, 2, 1]);
-        assert_eq!(turns(4, 1), [1, 2, 3, 0]);
-        assert_eq!(turns(1, 7), [0]);
-        assert!(turns(0, 3).is_empty());
-    }
 
     #[test]
     fn the_fixture_is_a_report_of_this_schema() {

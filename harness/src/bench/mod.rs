@@ -418,7 +418,7 @@ pub fn descendants() -> HashSet<i32> {
 /// runtime leaves the kernel to finish after its turn (gVisor's teardown
 /// slows whoever comes next for a while) then weighs on all alike, where a
 /// plain rotation would always put the same runtime after it.
-pub(crate) fn turn_order(n: usize, round: usize) -> Vec<usize> {
+pub fn turn_order(n: usize, round: usize) -> Vec<usize> {
     if n == 0 {
         return Vec::new();
     }

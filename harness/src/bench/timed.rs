@@ -23,6 +23,10 @@ pub struct Timed {
     /// CPU time of the process and the children it waited for.
     pub cpu: Duration,
     /// Peak resident set (KiB) of the process, or of a waited-for child.
+    /// Never below the spawning process's own resident set at the spawn:
+    /// std spawns with vfork semantics, and exec records the high-water mark
+    /// of the memory it leaves, which is ours. Only figures above that floor
+    /// are the child's.
     pub maxrss_kib: i64,
     /// Standard output, when asked for (`state`).
     pub stdout: String,
