@@ -155,6 +155,7 @@ fn results(samples: usize) -> BenchResults {
             workloads: vec![],
             phases: vec![Phase::Lifecycle],
             hybrid_as_v1: true,
+            cgroup_warmup: true,
         },
         runtimes: RUNTIMES
             .iter()

@@ -184,6 +184,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder) -> Result<(), Er
                 continue;
             }
             let s = &mut subjects[i];
+            rec.warm();
             match round(s, &held[i], k, &host) {
                 Ok(m) => {
                     consecutive[i] = 0;

@@ -158,6 +158,7 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
             } else {
                 format!("warm-up {}", it + 1)
             };
+            rec.warm();
             match iteration(s, &bundles[i].0, &bundles[i].1) {
                 Ok(r) => {
                     consecutive[i] = 0;

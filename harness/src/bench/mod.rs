@@ -16,6 +16,7 @@ mod lifecycle;
 mod overhead;
 pub mod results;
 pub mod timed;
+mod warm;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -153,6 +154,7 @@ pub(crate) struct Recorder {
     progress_total: usize,
     progress: Box<dyn FnMut(Progress)>,
     pub options: Options,
+    warmer: warm::CgroupWarmer,
 }
 
 impl Recorder {
@@ -205,6 +207,12 @@ impl Recorder {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Puts the kernel's cgroup migration lock in its busy state, right
+    /// before a runtime's turn (see `warm`).
+    pub fn warm(&self) {
+        self.warmer.warm();
     }
 
     pub fn step(&mut self, what: String) {
@@ -298,6 +306,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
         progress_total: steps(opts, targets.len()),
         progress,
         options: opts.clone(),
+        warmer: warm::CgroupWarmer::new(&crate::host::Host::detect(), &format!("hb{token}warm"), &opts.probe),
     };
     let result = (|| -> Result<(), Error> {
         for phase in &opts.phases {
@@ -349,6 +358,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
             workloads: opts.workloads.iter().map(|w| w.name.to_string()).collect(),
             phases: opts.phases.clone(),
             hybrid_as_v1: opts.hybrid_as_v1,
+            cgroup_warmup: rec.warmer.active(),
         },
         runtimes,
         metrics: rec.metrics,

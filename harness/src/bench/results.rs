@@ -120,6 +120,10 @@ pub struct Settings {
     pub phases: Vec<Phase>,
     /// Whether the run hid a hybrid host's cgroup2 mount (`--hybrid-as-v1`).
     pub hybrid_as_v1: bool,
+    /// Whether each turn began with a throwaway cgroup migration, so the
+    /// kernel's migration lock was warm for every runtime alike.
+    #[serde(default)]
+    pub cgroup_warmup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,6 +266,7 @@ mod tests {
                 workloads: vec![],
                 phases: vec![],
                 hybrid_as_v1: false,
+                cgroup_warmup: false,
             },
             runtimes: vec![rt("a"), rt("b")],
             metrics,
