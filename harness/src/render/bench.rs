@@ -156,9 +156,10 @@ fn lifecycle(s: &mut String, r: &BenchResults) {
                     name.to_string(),
                     value(x.median, m.unit),
                     format!(
-                        "{} – {}",
+                        "{} – {}{}",
                         value(x.median_ci95.0, m.unit),
-                        value(x.median_ci95.1, m.unit)
+                        value(x.median_ci95.1, m.unit),
+                        if unsteady(x) { " *" } else { "" }
                     ),
                     value(x.p95, m.unit),
                     value(x.p99, m.unit),
@@ -172,6 +173,27 @@ fn lifecycle(s: &mut String, r: &BenchResults) {
         }
     }
     grid(s, &rows);
+    let flagged = r
+        .metrics
+        .iter()
+        .filter(|m| m.phase == Phase::Lifecycle)
+        .any(|m| m.summary.as_ref().is_some_and(unsteady));
+    if flagged {
+        let _ = writeln!(
+            s,
+            "* the interval spans more than {:.0}% of the median: a wide or two-humped distribution, whose median may move between runs",
+            UNSTEADY * 100.0
+        );
+    }
+}
+
+/// Width of a median's interval, relative to the median, above which the
+/// table flags the figure.
+const UNSTEADY: f64 = 0.2;
+
+/// Whether the median's 95% interval is wider than `UNSTEADY` of it.
+pub fn unsteady(x: &crate::stats::Summary) -> bool {
+    x.median > 0.0 && (x.median_ci95.1 - x.median_ci95.0) / x.median > UNSTEADY
 }
 
 fn density(s: &mut String, r: &BenchResults) {
@@ -333,6 +355,14 @@ pub fn table(r: &BenchResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_intervals_are_flagged() {
+        let two_humps: Vec<f64> = (0..30).map(|i| if i % 2 == 0 { 7.0 } else { 15.0 }).collect();
+        let tight: Vec<f64> = (0..30).map(|i| 5.0 + f64::from(i % 3) * 0.05).collect();
+        assert!(unsteady(&crate::stats::summarize(&two_humps).unwrap()));
+        assert!(!unsteady(&crate::stats::summarize(&tight).unwrap()));
+    }
 
     #[test]
     fn values_scale() {
