@@ -8,6 +8,7 @@ pub mod cases;
 pub mod cleanup;
 pub mod ctx;
 pub mod host;
+pub mod load;
 pub mod reaper;
 pub mod render;
 pub mod results;

@@ -204,6 +204,7 @@ mod tests {
                 args: vec![],
             },
             host: serde_json::Value::Null,
+            command: vec![],
             started_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 10,
             cases: vec![

@@ -69,6 +69,10 @@ pub struct Results {
     pub runtime: RuntimeInfo,
     pub host: serde_json::Value,
     pub started_at: String,
+    /// The command line that produced these results (absent in files
+    /// written before it was recorded).
+    #[serde(default)]
+    pub command: Vec<String>,
     pub duration_ms: u64,
     pub cases: Vec<CaseResult>,
     pub summary: Summary,

@@ -32,6 +32,8 @@ pub struct Options {
     pub workdir: PathBuf,
     /// Per runtime operation and per container wait.
     pub timeout: Duration,
+    /// Recorded in the results: the command line that made them.
+    pub command: Vec<String>,
 }
 
 /// What the progress callback is told.
@@ -224,6 +226,7 @@ pub fn run(
         },
         host: serde_json::to_value(&shared.host).unwrap_or_default(),
         started_at,
+        command: opts.command.clone(),
         duration_ms: start.elapsed().as_millis() as u64,
         cases,
         summary,

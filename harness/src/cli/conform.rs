@@ -74,6 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         jobs,
         workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
         timeout,
+        command: std::env::args().collect(),
     };
     let tty = super::stderr_is_tty();
     let progress = move |p: Progress| {
