@@ -3,8 +3,10 @@
 
 mod bench;
 mod clauses;
+mod gate;
 mod conform;
 mod list;
+mod report;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -29,6 +31,10 @@ enum Command {
     Conform(conform::Args),
     /// Measure start latency, density and isolation overhead across runtimes.
     Bench(bench::Args),
+    /// Render results files as a Markdown report and an HTML page with charts.
+    Report(report::Args),
+    /// Pass or fail a CI run against a baseline: new failures, significant regressions.
+    Gate(gate::Args),
     /// List the cases, with the clauses each enforces.
     List(list::Args),
     /// List the spec clauses, with how many cases cite each.
@@ -46,6 +52,8 @@ pub fn main() -> i32 {
     let r = match cli.command {
         Command::Conform(a) => conform::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Gate(a) => gate::run(a),
         Command::List(a) => list::run(a),
         Command::Clauses(a) => clauses::run(a),
     };
