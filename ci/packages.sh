@@ -2,7 +2,8 @@
 # Installs the Debian packages the harness runs against, only those missing,
 # so a second run costs nothing. CI runs as root on a fresh machine.
 set -euo pipefail
-pkgs=(runc crun runsc podman containerd)
+# chromium-headless-shell: the report test opens the HTML page in it.
+pkgs=(runc crun runsc podman containerd chromium-headless-shell)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
