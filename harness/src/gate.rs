@@ -1,1 +1,0 @@
-//! The CI gate (being built).
