@@ -32,7 +32,7 @@ if [ -z "${HARNESS:-}" ]; then
 fi
 mkdir -p "$out"
 read -r -a rt_args <<< "${RUNTIME_ARGS:-}"
-read -r -a bench_args <<< "${BENCH_ARGS:--n 20 --warmup 3 --density 5 --density-rounds 2 --rounds 2}"
+read -r -a bench_args <<< "${BENCH_ARGS:--n 20 --warmup 3 --density 5 --density-rounds 5 --rounds 2}"
 read -r -a gate_args <<< "${GATE_ARGS:-}"
 conform_flags=()
 for a in "${rt_args[@]}"; do conform_flags+=("--runtime-arg=$a"); done

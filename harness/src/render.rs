@@ -78,7 +78,10 @@ pub fn table(r: &Results) -> String {
     s
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text for XML: escaped, control characters other than tab and newline
+/// dropped (XML 1.0 cannot carry them); in attributes a newline or tab is
+/// kept as a character reference.
+pub fn xml(s: &str, attribute: bool) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
@@ -87,6 +90,8 @@ fn xml_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
+            '\n' if attribute => o.push_str("&#10;"),
+            '\t' if attribute => o.push_str("&#9;"),
             c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
             c => o.push(c),
         }
@@ -110,15 +115,15 @@ pub fn junit(r: &Results) -> String {
         let _ = writeln!(
             s,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{k}\">",
-            xml_escape(&g),
+            xml(&g, true),
             p + f + k
         );
         for c in r.cases.iter().filter(|c| c.group == g) {
             let _ = write!(
                 s,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                xml_escape(&g),
-                xml_escape(&c.id),
+                xml(&g, true),
+                xml(&c.id, true),
                 c.duration_ms as f64 / 1000.0
             );
             match c.status {
@@ -127,7 +132,7 @@ pub fn junit(r: &Results) -> String {
                     let _ = writeln!(
                         s,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        xml_escape(&c.message)
+                        xml(&c.message, true)
                     );
                 }
                 Status::Failed => {
@@ -135,8 +140,8 @@ pub fn junit(r: &Results) -> String {
                     let _ = writeln!(
                         s,
                         ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        xml_escape(&c.message),
-                        xml_escape(&body)
+                        xml(&c.message, true),
+                        xml(&body, false)
                     );
                 }
             }

@@ -29,7 +29,9 @@ pub struct Args {
     /// Containers started at once in a density round.
     #[arg(long, default_value_t = 10)]
     density: usize,
-    #[arg(long, default_value_t = 3)]
+    /// Density rounds: each gives one throughput and one memory figure per
+    /// runtime, and the gate needs five a side to judge one.
+    #[arg(long, default_value_t = 5)]
     density_rounds: usize,
     /// Isolation-overhead workloads (default: all).
     #[arg(long, value_delimiter = ',')]

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use super::bench::{describe, p_text};
 use super::{Check, Detail, Kind, Outcome, Verdict};
 use crate::render::bench::value;
+use crate::render::xml;
 use crate::results::Status;
 
 /// Notes beyond this many are folded away too.
@@ -241,27 +242,6 @@ pub fn markdown(v: &Verdict) -> String {
     notes(v, &mut s);
     all_checks(v, &mut s);
     s
-}
-
-/// Text for XML: escaped, control characters other than tab and newline
-/// dropped (XML 1.0 cannot carry them); in attributes a newline is kept as
-/// a character reference.
-fn xml(s: &str, attribute: bool) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            '\n' if attribute => o.push_str("&#10;"),
-            '\t' if attribute => o.push_str("&#9;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// JUnit XML: one `<testsuite>` for the kind, one `<testcase>` per check,
