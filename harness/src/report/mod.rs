@@ -8,3 +8,4 @@
 pub mod doc;
 pub mod html;
 pub mod markdown;
+pub mod svg;
