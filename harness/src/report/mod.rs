@@ -1,14 +1,15 @@
 //! `harness report`: conform and bench results rendered as one Markdown file
 //! and one self-contained HTML page (tables, inline SVG charts, nothing
-//! fetched from anywhere). Made from the JSON files alone: the raw samples
-//! are re-summarized on load.
+//! fetched from anywhere), and what changed between two results files. Made
+//! from the JSON files alone: the raw samples are re-summarized on load.
 //!
-//! The content is a [`doc`] built once ([`document`]);
+//! The content is a [`doc`] built once ([`document`], [`diff::document`]);
 //! [`markdown::render`] and [`html::render`] render it. Nothing here prints
 //! or exits.
 
 mod bench;
 mod conform;
+pub mod diff;
 pub mod doc;
 pub mod html;
 pub mod markdown;
@@ -29,6 +30,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub enum Error {
     #[error(transparent)]
     Load(#[from] load::Error),
+    #[error("cannot compare {old} ({old_kind} results) with {new} ({new_kind} results)")]
+    Mismatch {
+        old: PathBuf,
+        old_kind: &'static str,
+        new: PathBuf,
+        new_kind: &'static str,
+    },
     #[error("writing {path}: {source}{cleanup}")]
     Write {
         path: PathBuf,
