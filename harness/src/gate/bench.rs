@@ -201,6 +201,19 @@ fn ungated(id: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether the new run was asked to measure what `m` is, and finished:
+/// its phase ran, its workload (for overhead) was selected, and no ^C
+/// stopped it.
+fn set_out_to_measure(n: &BenchResults, m: &crate::bench::results::Metric) -> bool {
+    if n.interrupted || !n.settings.phases.contains(&m.phase) {
+        return false;
+    }
+    match m.id.strip_prefix("overhead.") {
+        Some(w) => n.settings.workloads.iter().any(|x| x == w),
+        None => true,
+    }
+}
+
 /// The checks and notes of one runtime pair.
 pub(super) fn compare(b: &BenchResults, n: &BenchResults, pair: &Pair, opts: &Options, v: &mut Verdict) {
     let mut ids: Vec<&str> = Vec::new();
@@ -217,12 +230,22 @@ pub(super) fn compare(b: &BenchResults, n: &BenchResults, pair: &Pair, opts: &Op
     for id in ids {
         let (mb, mn) = match (b.metric(id, &pair.baseline), n.metric(id, &pair.results)) {
             (Some(mb), Some(mn)) => (mb, mn),
-            (Some(_), None) => {
-                v.note(
-                    id,
-                    pair,
-                    "measured in the baseline, not in the new results: not compared".into(),
-                );
+            (Some(mb), None) => {
+                if ungated(id).is_none() && set_out_to_measure(n, mb) {
+                    // The new run tried and could not: the runtime fails
+                    // where the baseline worked, which is a regression too.
+                    let why = format!(
+                        "{id} ({}) was measured in the baseline and could not be measured now (see what the new run lists as missing)",
+                        pair.label()
+                    );
+                    v.check(id, pair, Outcome::Failed(why), None);
+                } else {
+                    v.note(
+                        id,
+                        pair,
+                        "measured in the baseline, not in the new results: not compared".into(),
+                    );
+                }
                 continue;
             }
             (None, Some(_)) => {

@@ -340,7 +340,7 @@ fn pairs(baseline: Input, results: Input, opts: &Options) -> Result<Vec<Pair>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::results::BenchResults;
+    use crate::bench::results::{BenchResults, Phase};
     use crate::results::{CaseResult, Results, RuntimeInfo, Summary};
 
     fn case(id: &str, status: Status) -> CaseResult {
@@ -604,6 +604,45 @@ mod tests {
             .to_string();
             assert!(err.starts_with("--alpha must be above 0 and below 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_figure_the_new_run_could_not_measure_fails() {
+        let samples = || around(5e6, 12);
+        let mut base = bench(
+            &["base", "pr"],
+            &[
+                ("lifecycle.run", "base", "ns", samples()),
+                ("lifecycle.run", "pr", "ns", samples()),
+                ("lifecycle.create", "base", "ns", samples()),
+                ("overhead.getpid", "base", "ns", samples()),
+                ("overhead.cpu", "base", "ns", samples()),
+            ],
+        );
+        let Loaded::Bench(b) = &mut base else { unreachable!() };
+        b.settings.phases = vec![Phase::Lifecycle, Phase::Overhead];
+        b.settings.workloads = vec!["cpu".into()];
+        let ab = Options {
+            baseline_runtime: Some("base".into()),
+            runtime: Some("pr".into()),
+            ..Options::default()
+        };
+        let v = run(&base, &base, &ab).unwrap();
+        let rt = "base → pr";
+        assert_eq!(outcome(&v, "lifecycle.run", rt), &Outcome::Passed);
+        let Outcome::Failed(msg) = outcome(&v, "lifecycle.create", rt) else {
+            panic!("{:?}", v.checks)
+        };
+        assert!(msg.contains("could not be measured now"), "{msg}");
+        assert!(matches!(outcome(&v, "overhead.cpu", rt), Outcome::Failed(_)));
+        // Not asked for in the new run: a note, not a failure.
+        assert!(note(&v, "overhead.getpid").contains("not in the new results"));
+        assert_eq!(v.exit_code(), 1);
+        // After ^C nothing absent counts against the runtime.
+        let Loaded::Bench(b) = &mut base else { unreachable!() };
+        b.interrupted = true;
+        let v = run(&base, &base, &ab).unwrap();
+        assert_eq!(v.exit_code(), 0, "{:?}", v.checks);
     }
 
     #[test]
