@@ -3,8 +3,8 @@
 
 mod bench;
 mod clauses;
-mod gate;
 mod conform;
+mod gate;
 mod list;
 mod report;
 
