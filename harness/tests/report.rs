@@ -199,11 +199,14 @@ fn diff_of_two_conform_runs_lists_status_changes() {
         !run.stdout.contains("| `delete::created_error` |"),
         "failed on both: no change"
     );
-    assert!(
-        run.stdout.contains("| clauses covered | 218/354 | 207/354 |"),
-        "{}",
-        run.stdout
-    );
+    // The published files are regenerated from time to time: the expected
+    // coverage comes from them, not from a copy of today's figures.
+    let covered = |rt: &str| {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(conform_file(rt)).unwrap()).unwrap();
+        format!("{}/{}", v["summary"]["clauses_covered"], v["summary"]["clauses_total"])
+    };
+    let row = format!("| clauses covered | {} | {} |", covered("runc"), covered("crun"));
+    assert!(run.stdout.contains(&row), "{row} not in {}", run.stdout);
 }
 
 #[test]
