@@ -91,7 +91,10 @@ impl Figures {
 ///    lower is better, below `1 - tol` when higher is better (containers
 ///    per second);
 /// 2. the 95% bootstrap interval of that ratio ([`stats::ratio`]) lies
-///    wholly beyond 1 the bad way;
+///    wholly beyond the tolerance the bad way: the move is beyond tolerance
+///    with confidence, not only its midpoint (with a dozen samples a side,
+///    an interval merely clear of 1 let noise fail a build of the same
+///    binary);
 /// 3. a one-sided Mann–Whitney U test on the raw samples rejects "no shift"
 ///    the bad way at `alpha`.
 ///
@@ -139,9 +142,9 @@ pub fn judge(
         (ratio > 1.0 + tol, ratio < 1.0 - tol)
     };
     let (ci_worse, ci_better) = if hib {
-        (ci.1 < 1.0, ci.0 > 1.0)
+        (ci.1 < 1.0 - tol, ci.0 > 1.0 + tol)
     } else {
-        (ci.0 > 1.0, ci.1 < 1.0)
+        (ci.0 > 1.0 + tol, ci.1 < 1.0 - tol)
     };
     let shift = if beyond_worse && ci_worse && p_worse < alpha {
         Shift::Regressed
@@ -372,6 +375,20 @@ mod tests {
         let (s, f) = j(&series(100.0, 0.7, 10), &series(120.0, 0.7, 10), Unit::Ns, 15.0);
         assert!(f.ratio > 1.15, "beyond tolerance: {f:?}");
         assert!(f.ratio_ci95.0 < 1.0 && f.p_worse > 0.01, "{f:?}");
+        assert_eq!(s, Shift::Unconfirmed);
+    }
+
+    #[test]
+    fn a_median_beyond_tolerance_whose_interval_reaches_back_inside_passes() {
+        // What two runs of the same runc once gave for `start`: the new
+        // samples are all slower (p tiny) and the median is 20% up, but half
+        // of them only 5% up, so the interval of the ratio reaches down to
+        // 1.05: the move is not beyond 15% with confidence.
+        let base = series(100.0, 0.004, 12);
+        let new = [vec![105.0; 6], vec![135.0; 6]].concat();
+        let (s, f) = j(&base, &new, Unit::Ns, 15.0);
+        assert!(f.ratio > 1.15 && f.p_worse < 0.01, "{f:?}");
+        assert!(f.ratio_ci95.0 > 1.0 && f.ratio_ci95.0 < 1.15, "{f:?}");
         assert_eq!(s, Shift::Unconfirmed);
     }
 

@@ -231,7 +231,7 @@ pub fn markdown(v: &Verdict) -> String {
             let _ = writeln!(
                 s,
                 "A figure fails the gate when its median moved beyond its tolerance, the 95% bootstrap \
-                 interval of the ratio of medians (new / baseline) lies wholly beyond 1, and a one-sided \
+                 interval of the ratio of medians (new / baseline) lies wholly beyond the tolerance, and a one-sided \
                  Mann–Whitney U test on the raw samples gives p < {}. p is that of the direction the \
                  median moved in.\n",
                 v.alpha
