@@ -147,15 +147,10 @@ fn results(samples: usize) -> BenchResults {
         settings: Settings {
             iterations: samples,
             warmup: 3,
-            density: 0,
-            density_rounds: 0,
-            overhead_rounds: 0,
-            batches: 0,
-            batch_ms: 0,
-            workloads: vec![],
             phases: vec![Phase::Lifecycle],
             hybrid_as_v1: true,
             cgroup_warmup: true,
+            ..Settings::default()
         },
         runtimes: RUNTIMES
             .iter()

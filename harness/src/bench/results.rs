@@ -107,7 +107,7 @@ pub struct RuntimeEntry {
     pub version: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub iterations: usize,
     pub warmup: usize,
@@ -126,7 +126,7 @@ pub struct Settings {
     pub cgroup_warmup: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
     pub kernel: String,
     pub cpus: usize,
@@ -249,24 +249,10 @@ mod tests {
             command: vec![],
             started_at: String::new(),
             duration_ms: 0,
-            machine: Machine {
-                kernel: String::new(),
-                cpus: 1,
-                memory_kib: 0,
-                cgroup_mode: String::new(),
-            },
+            machine: Machine::default(),
             settings: Settings {
                 iterations: 1,
-                warmup: 0,
-                density: 0,
-                density_rounds: 0,
-                overhead_rounds: 0,
-                batches: 0,
-                batch_ms: 0,
-                workloads: vec![],
-                phases: vec![],
-                hybrid_as_v1: false,
-                cgroup_warmup: false,
+                ..Settings::default()
             },
             runtimes: vec![rt("a"), rt("b")],
             metrics,

@@ -20,7 +20,7 @@ pub fn render(r: &BenchResults, f: Format) -> String {
 }
 
 /// Three significant digits: `4.31`, `43.1`, `431`.
-fn sig3(v: f64) -> String {
+pub fn sig3(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 {
         format!("{v:.0}")

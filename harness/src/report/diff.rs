@@ -400,16 +400,7 @@ mod tests {
             },
             settings: Settings {
                 iterations: 1,
-                warmup: 0,
-                density: 0,
-                density_rounds: 0,
-                overhead_rounds: 0,
-                batches: 0,
-                batch_ms: 0,
-                workloads: vec![],
-                phases: vec![],
-                hybrid_as_v1: false,
-                cgroup_warmup: false,
+                ..Settings::default()
             },
             runtimes: vec![RuntimeEntry {
                 name: "a".into(),

@@ -7,6 +7,8 @@ use std::fmt::Write;
 use super::html::escape;
 use crate::stats;
 
+pub use crate::render::bench::sig3;
+
 /// Colour-blind-safe (Okabe–Ito), one per runtime in file order.
 pub const PALETTE: [&str; 8] = [
     "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
@@ -339,18 +341,6 @@ pub struct Bar<'a> {
 pub struct BarGroup<'a> {
     pub label: &'a str,
     pub bars: Vec<Bar<'a>>,
-}
-
-/// Three significant digits and at most two decimals: `440`, `24.4`, `1.07`.
-pub fn sig3(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 /// `12.0x`, `1.05x`, `0.96x`, `440x`.
