@@ -62,6 +62,22 @@ pub struct CreateOptions {
     /// Extra fds (3..3+N) the container inherits.
     pub preserve_fds: u32,
     pub no_pivot: bool,
+    /// A supervisor's filter, installed after everything else (see
+    /// [`Mediation`]); `None` for an ordinary container.
+    pub mediation: Option<Mediation>,
+}
+
+/// How a sandboxing runtime puts a supervisor between the container and the
+/// kernel: `filter` (whose rules return `SECCOMP_RET_USER_NOTIF`) is the last
+/// thing the init installs before it execs the program, on top of the
+/// config's own filter, and its listener fd goes to the supervisor listening
+/// on `socket`, as an OCI seccomp agent's message (config-linux.md, the
+/// container process state). The socket is connected early, while the host
+/// path is reachable, so sending the fd needs no mediated call.
+#[derive(Debug, Clone)]
+pub struct Mediation {
+    pub filter: seccomp::Filter,
+    pub socket: PathBuf,
 }
 
 const GO: u8 = b'G';
@@ -447,6 +463,10 @@ fn init(
         )),
         _ => None,
     };
+    let supervisor = match &opts.mediation {
+        Some(m) => Some(seccomp::connect_listener(&m.socket).map_err(|e| Error::Init(e.to_string()))?),
+        None => None,
+    };
     send(sock, HOOKS, "").map_err(os("asking for hooks"))?;
     let (tag, _) = recv(sock).map_err(os("waiting for prestart hooks"))?;
     if tag != GO {
@@ -511,13 +531,23 @@ fn init(
         bundle,
         &process,
         filter,
-        listener.as_ref(),
+        Agents {
+            listener: listener.as_ref(),
+            supervisor: supervisor.as_ref(),
+        },
         (my_pid, host_pid),
     );
     if let Err(e) = &r {
         let _ = f.write_all(e.to_string().as_bytes());
     }
     r
+}
+
+/// Where the init's notify listeners go: the config's seccomp agent
+/// (`listenerPath`, connected) and a sandboxing runtime's supervisor.
+struct Agents<'a> {
+    listener: Option<&'a (UnixStream, PathBuf)>,
+    supervisor: Option<&'a UnixStream>,
 }
 
 /// After start: startContainer hooks, the process's identity, seccomp, and
@@ -528,9 +558,10 @@ fn exec_program(
     bundle: &Path,
     process: &oci_spec::runtime::Process,
     filter: Option<&seccomp::Filter>,
-    listener: Option<&(UnixStream, PathBuf)>,
+    agents: Agents<'_>,
     (my_pid, host_pid): (i32, i32),
 ) -> Result<Never> {
+    let Agents { listener, supervisor } = agents;
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     let st = hook_state(&opts.id, Status::Created, my_pid, bundle, spec);
     hooks::run_all(
@@ -552,6 +583,17 @@ fn exec_program(
         seccomp::send_on(stream, path, &st, meta.as_deref(), host_pid, &fd).map_err(|e| Error::Init(e.to_string()))
     })?;
     close_fds_from(3 + opts.preserve_fds as i32);
+    if let (Some(m), Some(stream)) = (&opts.mediation, supervisor) {
+        // From here on the mediated calls wait for the supervisor, which
+        // gets the listener right away; execve is the first of them.
+        let fd = m
+            .filter
+            .install()
+            .map_err(|e| Error::Init(e.to_string()))?
+            .ok_or_else(|| Error::Init("the mediation filter notifies nothing: it has no listener".into()))?;
+        let st = hook_state(&opts.id, Status::Created, host_pid, bundle, spec);
+        seccomp::send_on(stream, &m.socket, &st, None, host_pid, &fd).map_err(|e| Error::Init(e.to_string()))?;
+    }
     Err(Error::Init(process::exec(process).to_string()))
 }
 

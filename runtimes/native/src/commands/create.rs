@@ -6,6 +6,7 @@ use container::launch::{self, CreateOptions};
 use container::state::Store;
 
 use crate::log::Logger;
+use crate::Flavor;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,6 +38,7 @@ impl Args {
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds + listen_fds(),
             no_pivot: self.no_pivot,
+            mediation: None,
         }
     }
 }
@@ -49,8 +51,10 @@ fn listen_fds() -> u32 {
         .unwrap_or(0)
 }
 
-pub fn run(store: &Store, a: Args, log: &Logger) -> anyhow::Result<i32> {
-    let (r, warnings) = launch::create(store, &a.options())?;
+pub fn run(store: &Store, a: Args, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
+    let mut opts = a.options();
+    flavor.prepare(store, &mut opts)?;
+    let (r, warnings) = launch::create(store, &opts)?;
     for w in warnings {
         log.warn(&w);
     }

@@ -1,6 +1,9 @@
 //! `native features`: what this runtime supports (features.md).
 
-pub fn run() -> anyhow::Result<i32> {
-    println!("{}", serde_json::to_string_pretty(&container::features())?);
+pub fn run(flavor: &dyn crate::Flavor) -> anyhow::Result<i32> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&flavor.features(container::features()))?
+    );
     Ok(0)
 }

@@ -21,6 +21,7 @@ use clap::Subcommand;
 use container::state::Store;
 
 use crate::log::Logger;
+use crate::Flavor;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -54,17 +55,17 @@ pub enum Command {
     Update(update::Args),
 }
 
-pub fn run(root: &Path, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
+pub fn run(root: &Path, cmd: Command, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
     let store = Store::new(root);
     match cmd {
-        Command::Create(a) => create::run(&store, a, log),
+        Command::Create(a) => create::run(&store, a, log, flavor),
         Command::Start(a) => start::run(&store, a),
         Command::State(a) => state::run(&store, a),
         Command::Kill(a) => kill::run(&store, a),
         Command::Delete(a) => delete::run(&store, a, log),
-        Command::Run(a) => run::run(&store, a, log),
+        Command::Run(a) => run::run(&store, a, log, flavor),
         Command::Exec(a) => exec::run(&store, a),
-        Command::Features => features::run(),
+        Command::Features => features::run(flavor),
         Command::Spec(a) => spec::run(a),
         Command::List(a) => list::run(&store, a),
         Command::Pause(a) => pause::run(&store, a, true),

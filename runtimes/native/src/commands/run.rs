@@ -4,6 +4,7 @@
 use container::state::Store;
 
 use crate::log::Logger;
+use crate::Flavor;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -14,8 +15,10 @@ pub struct RunArgs {
     pub detach: bool,
 }
 
-pub fn run(store: &Store, a: RunArgs, log: &Logger) -> anyhow::Result<i32> {
-    let (r, warnings) = container::launch::create(store, &a.create.options())?;
+pub fn run(store: &Store, a: RunArgs, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
+    let mut opts = a.create.options();
+    flavor.prepare(store, &mut opts)?;
+    let (r, warnings) = container::launch::create(store, &opts)?;
     for w in warnings {
         log.debug(&w);
     }
