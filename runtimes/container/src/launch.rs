@@ -73,7 +73,9 @@ pub struct CreateOptions {
 /// config's own filter, and its listener fd goes to the supervisor listening
 /// on `socket`, as an OCI seccomp agent's message (config-linux.md, the
 /// container process state). The socket is connected early, while the host
-/// path is reachable, so sending the fd needs no mediated call.
+/// path is reachable, so sending the fd needs no mediated call. The init
+/// sets no_new_privs first: a process without CAP_SYS_ADMIN may not load a
+/// filter otherwise, and a sandboxed program must not gain privileges.
 #[derive(Debug, Clone)]
 pub struct Mediation {
     pub filter: seccomp::Filter,
@@ -584,6 +586,12 @@ fn exec_program(
     })?;
     close_fds_from(3 + opts.preserve_fds as i32);
     if let (Some(m), Some(stream)) = (&opts.mediation, supervisor) {
+        // The process may have no capabilities left: the kernel then takes
+        // a filter only under no_new_privs, which a sandbox wants anyway.
+        // SAFETY: prctl with integer arguments; no memory is involved.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(last_os("prctl(PR_SET_NO_NEW_PRIVS) for the mediation filter"));
+        }
         // From here on the mediated calls wait for the supervisor, which
         // gets the listener right away; execve is the first of them.
         let fd = m
