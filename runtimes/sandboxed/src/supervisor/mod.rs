@@ -28,8 +28,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 pub use agent::{accept_listener, AgentMessage, AgentSocket, ContainerState};
 pub use mem::{ContainerMemory, MemError, ProcessMemory};
@@ -167,22 +167,40 @@ impl Counters {
     }
 }
 
+/// After this long in one decision, a waiting worker takes over receiving.
+const TAKEOVER: Duration = Duration::from_millis(2);
+/// How often a waiting worker looks whether the receiver is stuck in a
+/// decision: soon while decisions run, backing off while all is quiet.
+const MIN_TICK: Duration = Duration::from_millis(1);
+const MAX_TICK: Duration = Duration::from_millis(50);
+
 /// Receives and answers the notifications of `listener` until no task
 /// uses the filter any more (the listener hangs up) or `opts.stop` is set.
 ///
-/// The workers take turns as the receiver (one at a time polls and
-/// receives, so none blocks in RECV when the last notification went to
-/// another), then decide and answer on their own: no hand-off between
-/// threads on the path of a notification.
+/// One worker at a time is the receiver: it polls, receives, then decides
+/// and answers that notification itself, and goes back to receiving. A
+/// notification thus costs two wake-ups (the caller's and the receiver's,
+/// made CPU-local with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`) and no hand-off
+/// between threads. While the receiver is busy deciding, the role is free:
+/// when a decision has run for `TAKEOVER`, a waiting worker takes the role,
+/// so one slow decision delays the others by milliseconds, not by its
+/// length. No thread ever blocks in RECV: only the receiver receives, and
+/// only after poll said a notification is pending.
 pub fn serve(listener: OwnedFd, mediator: &dyn Mediator, opts: &ServeOptions) -> Result<Stats> {
     let listener = Listener::from(listener);
+    // EINVAL before Linux 6.6: the loop works without it, only slower.
+    let _ = listener.set_sync_wakeup();
     let shared = Shared {
         listener: &listener,
         mediator,
         opts,
         counters: Counters::default(),
-        receiver: Mutex::new(()),
+        receiver: AtomicBool::new(false),
+        free_since: AtomicU64::new(0),
+        epoch: Instant::now(),
         done: AtomicBool::new(false),
+        idle: Mutex::new(()),
+        wake: Condvar::new(),
     };
     let workers = opts.workers.max(1);
     let result = std::thread::scope(|s| {
@@ -196,7 +214,7 @@ pub fn serve(listener: OwnedFd, mediator: &dyn Mediator, opts: &ServeOptions) ->
             {
                 Ok(h) => handles.push(h),
                 Err(source) => {
-                    shared.done.store(true, Ordering::SeqCst);
+                    shared.finish();
                     spawn_error = Some(Error::Spawn { index, source });
                     break;
                 }
@@ -220,9 +238,16 @@ struct Shared<'a> {
     mediator: &'a dyn Mediator,
     opts: &'a ServeOptions,
     counters: Counters,
-    /// Held by the worker that is polling and receiving.
-    receiver: Mutex<()>,
+    /// Whether a worker holds the receiver role.
+    receiver: AtomicBool,
+    /// When (ns after `epoch`, 0: not free) the receiver left the role to
+    /// decide a notification.
+    free_since: AtomicU64,
+    epoch: Instant,
     done: AtomicBool,
+    /// Where waiting workers sleep between looks at the role.
+    idle: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Shared<'_> {
@@ -230,26 +255,75 @@ impl Shared<'_> {
         self.done.load(Ordering::SeqCst) || self.opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
+    fn finish(&self) {
+        self.done.store(true, Ordering::SeqCst);
+        let _g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        self.wake.notify_all();
+    }
+
+    fn now(&self) -> u64 {
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
+    }
+
+    fn take_role(&self) -> bool {
+        let took = self
+            .receiver
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if took {
+            self.free_since.store(0, Ordering::Release);
+        }
+        took
+    }
+
     fn work(&self) -> Result<()> {
+        let mut receiving = self.take_role();
         loop {
-            let n = {
-                let _turn = self.receiver.lock().unwrap_or_else(|p| p.into_inner());
-                if self.stopping() {
-                    return Ok(());
+            if !receiving && !self.wait_for_role() {
+                return Ok(());
+            }
+            if self.stopping() {
+                self.finish();
+                return Ok(());
+            }
+            let n = match self.next() {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    receiving = true;
+                    continue;
                 }
-                match self.next() {
-                    Ok(Some(n)) => n,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        self.done.store(true, Ordering::SeqCst);
-                        return match e {
-                            None => Ok(()),
-                            Some(e) => Err(e),
-                        };
-                    }
+                Err(e) => {
+                    self.finish();
+                    return e.map_or(Ok(()), Err);
                 }
             };
+            self.receiver.store(false, Ordering::Release);
+            self.free_since.store(self.now(), Ordering::Release);
             self.dispatch(&n);
+            receiving = self.take_role();
+        }
+    }
+
+    /// Sleeps until the role is free for longer than `TAKEOVER` and takes
+    /// it (true), or until the loop ends (false).
+    fn wait_for_role(&self) -> bool {
+        let mut tick = MIN_TICK;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            if !self.receiver.load(Ordering::Acquire) {
+                let since = self.free_since.load(Ordering::Acquire);
+                let overdue = since == 0 || self.now().saturating_sub(since) >= TAKEOVER.as_nanos() as u64;
+                if overdue && self.take_role() {
+                    return true;
+                }
+                tick = MIN_TICK;
+            } else {
+                tick = (tick * 2).min(MAX_TICK);
+            }
+            let g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.wake.wait_timeout(g, tick);
         }
     }
 
