@@ -106,6 +106,36 @@ impl Root {
         })
     }
 
+    /// The root of a running container process, as it sees it: its
+    /// `/proc/PID/root` (its mount namespace, so the container's own mounts
+    /// of /proc, /sys, volumes are what lookups traverse). `path` is `/`:
+    /// after `pivot_root` the kernel names files beneath that root, and the
+    /// process's cwd, from the container's own root (`readlink` of
+    /// `/proc/PID/cwd` gives the container path), so they map as they are.
+    /// Containment does not rest on that mapping: every lookup is clamped at
+    /// `fd` by `RESOLVE_IN_ROOT`.
+    pub fn of_process(pid: u32) -> Result<Self> {
+        let link = PathBuf::from(format!("/proc/{pid}/root"));
+        let c = cstring(&link)?;
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the
+        // call. Opening the magic link here is the point: it is the
+        // supervisor, not the container, that follows it.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::Io {
+                op: "open root",
+                path: link.clone(),
+                root: link,
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(Self {
+            // SAFETY: open returned a fresh fd that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: PathBuf::from("/"),
+        })
+    }
+
     fn io(&self, op: &'static str, rel: &Path, source: io::Error) -> Error {
         Error::Io {
             op,
@@ -187,6 +217,40 @@ pub fn relative_path(root: &Root, base: Base<'_>, path: &[u8]) -> Result<PathBuf
     } else {
         PathBuf::from(OsStr::from_bytes(trimmed))
     })
+}
+
+/// Rewrite a leading `proc/self` / `proc/thread-self` of a root-relative
+/// path to the calling thread's ids in the container's pid namespace
+/// (`tgid`, `tid`: the last field of `NSpid`/`NStgid` in
+/// `/proc/PID/status`). The kernel resolves procfs's `self` for whoever
+/// looks it up, and the supervisor has no pid in the container's namespace:
+/// left alone, `/proc/self/...` is ENOENT for the supervisor (measured on
+/// 6.18). Only the literal prefix is rewritten; a symlink into /proc/self
+/// (`/etc/mtab`) still resolves for the supervisor and fails that way.
+pub fn rewrite_proc_self(rel: &Path, tgid: u32, tid: u32) -> PathBuf {
+    let mut comps = rel.components();
+    let mut out = PathBuf::new();
+    match (comps.next(), comps.next()) {
+        (Some(Component::Normal(p)), Some(Component::Normal(s))) if p == "proc" => {
+            out.push("proc");
+            if s == "self" {
+                out.push(tgid.to_string());
+            } else if s == "thread-self" {
+                out.push(format!("{tgid}/task/{tid}"));
+            } else {
+                return rel.to_owned();
+            }
+        }
+        _ => return rel.to_owned(),
+    }
+    let rest = comps.as_path();
+    if rest.as_os_str().is_empty() && rel.as_os_str().as_bytes().ends_with(b"/") {
+        // Keep a trailing slash: it asks for a directory.
+        let mut bytes = out.into_os_string().into_vec();
+        bytes.push(b'/');
+        return PathBuf::from(OsString::from_vec(bytes));
+    }
+    out.join(rest)
 }
 
 fn cstring(rel: &Path) -> Result<CString> {
@@ -532,6 +596,19 @@ mod tests {
             (r.path.as_path(), r.file_type),
             (Path::new("/tmp/abs"), Some(FileType::Symlink))
         );
+    }
+
+    #[test]
+    fn proc_self_rewritten_to_the_callers_ids() {
+        let r = |p: &str| rewrite_proc_self(Path::new(p), 7, 9);
+        assert_eq!(r("proc/self/status"), Path::new("proc/7/status"));
+        assert_eq!(r("proc/self"), Path::new("proc/7"));
+        assert_eq!(r("proc/thread-self/comm"), Path::new("proc/7/task/9/comm"));
+        assert_eq!(r("proc/self/"), Path::new("proc/7/"));
+        assert_eq!(r("proc/selfish"), Path::new("proc/selfish"));
+        assert_eq!(r("proc/1/status"), Path::new("proc/1/status"));
+        assert_eq!(r("etc/self"), Path::new("etc/self"));
+        assert_eq!(r("proc"), Path::new("proc"));
     }
 
     #[test]
