@@ -44,6 +44,8 @@ struct TestMediator {
     getppids: AtomicU64,
     /// Told the caller's pid when a `block` call arrives.
     blocked: Mutex<Option<mpsc::Sender<i32>>>,
+    /// The result of reading a `block` call's path after its caller died.
+    late_read: Mutex<Option<Result<(), String>>>,
 }
 
 fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
@@ -94,6 +96,9 @@ impl Mediator for TestMediator {
                             tx.send(n.pid).unwrap();
                         }
                         wait_until(|| !mem.is_live());
+                        // What a late read of the dead caller's memory says.
+                        let late = mem.read_path(n.args[1]).map(|_| ()).map_err(|e| e.to_string());
+                        *self.late_read.lock().unwrap() = Some(late);
                         Answer::Value(0)
                     }
                     _ => Answer::Errno(libc::ENOENT),
@@ -313,6 +318,9 @@ fn a_caller_killed_inside_a_mediated_call_does_not_wedge_the_loop() {
     // interrupted may count as well.
     assert!(s.stale >= 1, "{s:?}");
     assert_eq!(s.unanswered, 0, "{s:?}");
+    let late = m.late_read.lock().unwrap().take().expect("the held call ended");
+    let e = late.expect_err("memory of a dead caller was read");
+    assert!(e.contains("stale"), "{e}");
 }
 
 #[test]

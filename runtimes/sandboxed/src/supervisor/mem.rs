@@ -98,17 +98,28 @@ impl<'a> ProcessMemory<'a> {
     }
 }
 
+impl ProcessMemory<'_> {
+    /// A copy is good only if the notification was live after it; a failed
+    /// copy from a caller that is gone (ESRCH, or the pid now someone
+    /// else's) is `Stale`, not a fault of the container's argument.
+    fn checked<T>(&self, copy: Result<T, MemError>) -> Result<T, MemError> {
+        match copy {
+            Ok(v) => self.live().map(|()| v),
+            Err(e) => {
+                self.live()?;
+                Err(e)
+            }
+        }
+    }
+}
+
 impl ContainerMemory for ProcessMemory<'_> {
     fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, MemError> {
-        let out = read_bytes(self.pid, addr, len)?;
-        self.live()?;
-        Ok(out)
+        self.checked(read_bytes(self.pid, addr, len))
     }
 
     fn read_path(&self, addr: u64) -> Result<CString, MemError> {
-        let out = read_cstr(self.pid, addr)?;
-        self.live()?;
-        Ok(out)
+        self.checked(read_cstr(self.pid, addr))
     }
 
     fn is_live(&self) -> bool {
