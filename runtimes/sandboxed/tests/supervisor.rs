@@ -28,6 +28,8 @@ const DIR: &str = "SANDBOXED_SUPERVISOR_TEST_DIR";
 const HANDED: &str = "/sandboxed-supervisor-test/";
 const CONTENT: &[u8] = b"opened by the supervisor";
 const FLOOD: u64 = 100_000;
+/// Mediated opens in the flood, each answered with an fd handed in.
+const OPENS: u64 = 10_000;
 const THREADS: usize = 1000;
 const VALUE: i64 = 4242;
 /// How long anything may take before a test gives up (the machine is
@@ -270,19 +272,25 @@ fn every_kind_of_answer_reaches_the_caller() {
 
 #[test]
 fn a_flood_of_mediated_calls_is_answered_call_by_call() {
-    let m = mediator(None);
+    let file = content_file();
+    let m = mediator(Some(file.path()));
     let mut r = start("flood", m.clone(), ServeOptions::default());
     let (status, out) = r.finish();
     assert_ok(status, &out);
     let s = r.stats();
     assert_eq!(s.continued, FLOOD, "{s:?}");
-    assert_eq!(s.notifications, FLOOD, "{s:?}");
+    assert_eq!(s.add_fd, OPENS, "{s:?}");
+    assert_eq!(s.notifications, FLOOD + OPENS, "{s:?}");
     assert_eq!(m.getppids.load(Ordering::SeqCst), FLOOD);
     // Measured, not asserted (a test must not fail on a noisy machine).
+    let r = |k| result(&out, k).unwrap();
     eprintln!(
-        "getppid: unmediated {} ns, mediated {} ns per call",
-        result(&out, "unmediated_ns").unwrap(),
-        result(&out, "mediated_ns").unwrap()
+        "getppid: unmediated {} ns, mediated (continue) {} ns per call; \
+         open+close: unmediated {} ns, mediated (supervisor opens, addfd) {} ns",
+        r("unmediated_ns"),
+        r("mediated_ns"),
+        r("unmediated_open_ns"),
+        r("mediated_open_ns")
     );
 }
 
@@ -426,6 +434,20 @@ fn child_process() {
         std::hint::black_box(ppid());
     });
 
+    let open_close = |p: &CString| {
+        // SAFETY: a valid C string; the fd returned is closed right away.
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: closes the fd just opened, owned by nobody else.
+            unsafe { libc::close(fd) };
+        }
+        fd >= 0
+    };
+    let plain = dir.join("plain-open");
+    std::fs::write(&plain, CONTENT).unwrap();
+    let plain = c(&plain);
+    let unmediated_open_ns = ns_per_call(OPENS, || assert!(open_close(&plain)));
+
     let f = filter(&agent);
     let stream = container::seccomp::connect_listener(&agent).unwrap();
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) has no memory effects.
@@ -514,10 +536,18 @@ fn child_process() {
                     bad.fetch_add(1, Ordering::Relaxed);
                 }
             });
+            let handed = c(&Path::new(HANDED).join("file"));
+            let mediated_open_ns = ns_per_call(OPENS, || {
+                if !open_close(&handed) {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+            });
             let bad = bad.load(Ordering::Relaxed);
             check("flood", bad == 0, format!("{bad} wrong answers"));
             println!("RESULT unmediated_ns {unmediated_ns}");
             println!("RESULT mediated_ns {mediated_ns}");
+            println!("RESULT unmediated_open_ns {unmediated_open_ns}");
+            println!("RESULT mediated_open_ns {mediated_open_ns}");
         }
         "flood-small" => {
             let bad = (0..1000).filter(|_| ppid() != real_ppid).count();
