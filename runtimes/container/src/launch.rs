@@ -72,8 +72,9 @@ pub struct CreateOptions {
 /// thing the init installs before it execs the program, on top of the
 /// config's own filter, and its listener fd goes to the supervisor listening
 /// on `socket`, as an OCI seccomp agent's message (config-linux.md, the
-/// container process state). The socket is connected early, while the host
-/// path is reachable, so sending the fd needs no mediated call. The init
+/// container process state). The runtime connects the socket before it
+/// clones the init (which may be in a user namespace the socket refuses),
+/// so sending the fd needs no mediated call. The init
 /// sets no_new_privs first: a process without CAP_SYS_ADMIN may not load a
 /// filter otherwise, and a sandboxed program must not gain privileges.
 #[derive(Debug, Clone)]
@@ -259,6 +260,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
     if plan.creates(LinuxNamespaceType::Time) {
         enter_new_time_namespace(&linux)?;
     }
+    // Connected here, as the runtime: the init may be in a user namespace
+    // whose root the supervisor's 0600 socket would refuse.
+    let supervisor = match &opts.mediation {
+        Some(m) => Some(seccomp::connect_listener(&m.socket).map_err(|e| Error::Init(e.to_string()))?),
+        None => None,
+    };
     let clone_ns = plan.new_flags & !(namespaces::flag(LinuxNamespaceType::Time) | libc::CLONE_NEWCGROUP);
     let flags = clone_ns as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: clone without CLONE_VM and a null stack behaves like fork:
@@ -276,7 +283,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
         // user's program makes it dumpable again.
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-        let code = match init(&spec, &plan, &bundle, opts, &fifo, &child_sock, filter.as_ref()) {
+        let confinement = Confinement {
+            filter: filter.as_ref(),
+            supervisor: supervisor.as_ref(),
+        };
+        let code = match init(&spec, &plan, &bundle, opts, &fifo, &child_sock, confinement) {
             Ok(never) => match never {},
             Err(e) => {
                 let msg = e.to_string();
@@ -291,6 +302,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
         unsafe { libc::_exit(code) };
     }
     drop(child_sock);
+    // Only the init holds the supervisor's connection: its end is the
+    // supervisor's sign that the container is gone.
+    drop(supervisor);
     rb.pid = Some(pid);
     cg.add_process(pid)?;
     if plan.creates(LinuxNamespaceType::User) {
@@ -411,8 +425,9 @@ fn init(
     opts: &CreateOptions,
     fifo: &Path,
     sock: &UnixStream,
-    filter: Option<&seccomp::Filter>,
+    confinement: Confinement<'_>,
 ) -> Result<Never> {
+    let Confinement { filter, supervisor } = confinement;
     let (tag, host_pid) = recv(sock).map_err(os("waiting for the runtime"))?;
     if tag != GO {
         return Err(Error::Init("aborted by the runtime".into()));
@@ -464,10 +479,6 @@ fn init(
             p,
         )),
         _ => None,
-    };
-    let supervisor = match &opts.mediation {
-        Some(m) => Some(seccomp::connect_listener(&m.socket).map_err(|e| Error::Init(e.to_string()))?),
-        None => None,
     };
     send(sock, HOOKS, "").map_err(os("asking for hooks"))?;
     let (tag, _) = recv(sock).map_err(os("waiting for prestart hooks"))?;
@@ -535,7 +546,7 @@ fn init(
         filter,
         Agents {
             listener: listener.as_ref(),
-            supervisor: supervisor.as_ref(),
+            supervisor,
         },
         (my_pid, host_pid),
     );
@@ -543,6 +554,12 @@ fn init(
         let _ = f.write_all(e.to_string().as_bytes());
     }
     r
+}
+
+/// The init's seccomp filter and its connection to a supervisor, if any.
+struct Confinement<'a> {
+    filter: Option<&'a seccomp::Filter>,
+    supervisor: Option<&'a UnixStream>,
 }
 
 /// Where the init's notify listeners go: the config's seccomp agent

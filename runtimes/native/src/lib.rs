@@ -24,6 +24,16 @@ pub trait Flavor {
     fn prepare(&self, _store: &Store, _opts: &mut CreateOptions) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Called when `create` (or `run`) failed after `prepare`: undo what
+    /// `prepare` started.
+    fn abandon(&self, _store: &Store, _opts: &CreateOptions) {}
+    /// Called once the container exists (its state directory too).
+    fn created(&self, _store: &Store, _opts: &CreateOptions) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Called after a container was deleted (`delete`, or the end of a
+    /// foreground `run`): stop what `prepare` started for it.
+    fn deleted(&self, _store: &Store, _id: &str) {}
     /// The `features` document, from the library's.
     fn features(&self, doc: serde_json::Value) -> serde_json::Value {
         doc
@@ -66,7 +76,7 @@ pub struct Cli {
 pub fn main_with(flavor: &dyn Flavor) -> ! {
     let matches = Cli::command().name(flavor.name()).bin_name(flavor.name()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let logger = log::Logger::new(cli.log.clone(), cli.log_format, cli.debug);
+    let logger = log::Logger::new(flavor.name(), cli.log.clone(), cli.log_format, cli.debug);
     if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {
         logger.error("--systemd-cgroup: systemd is not running on this host; use the cgroupfs driver");
         std::process::exit(1);

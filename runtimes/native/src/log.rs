@@ -11,18 +11,25 @@ pub enum Format {
 }
 
 pub struct Logger {
+    /// The binary's name, which stderr lines start with.
+    name: &'static str,
     file: Option<PathBuf>,
     format: Format,
     debug: bool,
 }
 
 impl Logger {
-    pub fn new(file: Option<PathBuf>, format: Format, debug: bool) -> Logger {
-        Logger { file, format, debug }
+    pub fn new(name: &'static str, file: Option<PathBuf>, format: Format, debug: bool) -> Logger {
+        Logger {
+            name,
+            file,
+            format,
+            debug,
+        }
     }
 
     fn write(&self, level: &str, msg: &str) {
-        eprintln!("native: {level}: {msg}");
+        eprintln!("{}: {level}: {msg}", self.name);
         let Some(path) = &self.file else {
             return;
         };

@@ -9,9 +9,15 @@
 //! - `policy`: what is mediated and what is allowed, as data;
 //! - `resolve`: paths resolved inside the container's root;
 //! - `audit`: the JSON-lines log of denials;
-//! - `supervisor`: the notification loop.
+//! - `supervisor`: the notification loop;
+//! - `flavor`: what the runtime adds to the shared command line (starting
+//!   the supervisor, the mediation filter).
 
 pub mod audit;
+pub mod creds;
+pub mod flavor;
+pub mod mediator;
 pub mod policy;
 pub mod resolve;
+pub mod supervise;
 pub mod supervisor;

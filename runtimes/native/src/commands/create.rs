@@ -54,7 +54,8 @@ fn listen_fds() -> u32 {
 pub fn run(store: &Store, a: Args, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
     let mut opts = a.options();
     flavor.prepare(store, &mut opts)?;
-    let (r, warnings) = launch::create(store, &opts)?;
+    let (r, warnings) = launch::create(store, &opts).inspect_err(|_| flavor.abandon(store, &opts))?;
+    flavor.created(store, &opts)?;
     for w in warnings {
         log.warn(&w);
     }

@@ -3,6 +3,7 @@
 use container::state::Store;
 
 use crate::log::Logger;
+use crate::Flavor;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,7 +13,7 @@ pub struct Args {
     pub id: String,
 }
 
-pub fn run(store: &Store, a: Args, log: &Logger) -> anyhow::Result<i32> {
+pub fn run(store: &Store, a: Args, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
     if a.force && matches!(store.load(&a.id), Err(container::state::Error::NotFound(_))) {
         // runc: a forced delete of an unknown container is not an error.
         return Ok(0);
@@ -20,5 +21,6 @@ pub fn run(store: &Store, a: Args, log: &Logger) -> anyhow::Result<i32> {
     for w in container::launch::delete(store, &a.id, a.force)? {
         log.warn(&w);
     }
+    flavor.deleted(store, &a.id);
     Ok(0)
 }

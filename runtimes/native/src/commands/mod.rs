@@ -62,7 +62,7 @@ pub fn run(root: &Path, cmd: Command, log: &Logger, flavor: &dyn Flavor) -> anyh
         Command::Start(a) => start::run(&store, a),
         Command::State(a) => state::run(&store, a),
         Command::Kill(a) => kill::run(&store, a),
-        Command::Delete(a) => delete::run(&store, a, log),
+        Command::Delete(a) => delete::run(&store, a, log, flavor),
         Command::Run(a) => run::run(&store, a, log, flavor),
         Command::Exec(a) => exec::run(&store, a),
         Command::Features => features::run(flavor),

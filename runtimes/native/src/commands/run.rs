@@ -18,12 +18,14 @@ pub struct RunArgs {
 pub fn run(store: &Store, a: RunArgs, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
     let mut opts = a.create.options();
     flavor.prepare(store, &mut opts)?;
-    let (r, warnings) = container::launch::create(store, &opts)?;
+    let (r, warnings) = container::launch::create(store, &opts).inspect_err(|_| flavor.abandon(store, &opts))?;
+    flavor.created(store, &opts)?;
     for w in warnings {
         log.debug(&w);
     }
     if let Err(e) = container::launch::start(store, &r.id) {
         let _ = container::launch::delete(store, &r.id, true);
+        flavor.deleted(store, &r.id);
         return Err(e.into());
     }
     if a.detach {
@@ -36,6 +38,7 @@ pub fn run(store: &Store, a: RunArgs, log: &Logger, flavor: &dyn Flavor) -> anyh
     for w in container::launch::delete(store, &r.id, true)? {
         log.warn(&w);
     }
+    flavor.deleted(store, &r.id);
     Ok(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {

@@ -1,0 +1,467 @@
+//! The real [`Mediator`]: a notified call becomes a [`Request`] (its paths
+//! read once from the caller's memory and resolved inside the container's
+//! root), the policy decides, and the supervisor answers. An allowed open is
+//! performed here (openat2 confined to the root) and the fd handed in; other
+//! allowed calls continue in the kernel; a denial gets the policy's errno
+//! and an audit line.
+//!
+//! Known gap: allowed non-open path calls (stat, mkdir, unlink, rename...)
+//! continue, so the kernel reads the path again; a container that swaps the
+//! path between the check and the use reaches what the policy allowed for
+//! the first path only as far as the kernel's own confinement (the
+//! container's mount namespace and root) lets it.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::audit::{Audit, DenialRecord};
+use crate::policy::{self, Decision, FileType, Policy, Request, Syscall};
+use crate::resolve::{self, Base, Root};
+use crate::supervisor::{Answer, ContainerMemory, Mediator, Notification};
+
+pub struct PolicyMediator {
+    pub policy: Policy,
+    pub root: Root,
+    pub audit: Audit,
+    pub container_id: String,
+}
+
+/// One path argument of a call: the dirfd it is relative to (`None`: the
+/// cwd), where the string is, and whether the last component is followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathArg {
+    pub dirfd: Option<i32>,
+    pub addr: u64,
+    pub nofollow: bool,
+}
+
+fn at(dirfd: u64) -> Option<i32> {
+    match dirfd as i32 {
+        libc::AT_FDCWD => None,
+        fd => Some(fd),
+    }
+}
+
+fn arg(dirfd: Option<i32>, addr: u64, nofollow: bool) -> PathArg {
+    PathArg { dirfd, addr, nofollow }
+}
+
+/// The path arguments of mediated call `name` with raw `a` arguments.
+pub fn path_args(name: &str, a: &[u64; 6]) -> Vec<PathArg> {
+    let nf = |flags: u64| flags as i32 & libc::AT_SYMLINK_NOFOLLOW != 0;
+    match name {
+        "stat" | "access" | "execve" | "chmod" | "chown" | "mkdir" | "mknod" => vec![arg(None, a[0], false)],
+        "lstat" | "readlink" | "unlink" | "rmdir" | "lchown" => vec![arg(None, a[0], true)],
+        "newfstatat" | "fchownat" => vec![arg(at(a[0]), a[1], nf(a[3]))],
+        "statx" => vec![arg(at(a[0]), a[1], nf(a[2]))],
+        "faccessat" | "faccessat2" | "fchmodat" | "fchmodat2" | "mkdirat" | "mknodat" => {
+            vec![arg(at(a[0]), a[1], false)]
+        }
+        "readlinkat" | "unlinkat" => vec![arg(at(a[0]), a[1], true)],
+        "execveat" => vec![arg(at(a[0]), a[1], nf(a[4]))],
+        "link" | "rename" => vec![arg(None, a[0], true), arg(None, a[1], true)],
+        "linkat" | "renameat" | "renameat2" => vec![arg(at(a[0]), a[1], true), arg(at(a[2]), a[3], true)],
+        "symlink" => vec![arg(None, a[1], true)],
+        "symlinkat" => vec![arg(at(a[1]), a[2], true)],
+        "mount" => vec![arg(None, a[1], false)],
+        "umount2" => vec![arg(None, a[0], false)],
+        _ => Vec::new(),
+    }
+}
+
+/// The caller's thread-group and thread ids in its own pid namespace (the
+/// last fields of `NStgid` and `NSpid`), for `/proc/self`.
+fn ns_ids(pid: i32) -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let last = |key: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    };
+    Some((last("NStgid:")?, last("NSpid:")?))
+}
+
+/// Mount points (relative to the caller's root, no leading `/`) of the
+/// caller's procfs and sysfs mounts, from its mountinfo: what these show
+/// depends on who looks, so calls under them continue in the caller.
+fn pseudo_mounts(pid: i32) -> Vec<(PathBuf, bool)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            let is_proc = fstype == "proc";
+            (is_proc || fstype == "sysfs").then(|| (PathBuf::from(mount_point.trim_start_matches('/')), is_proc))
+        })
+        .collect()
+}
+
+/// `rel` with a `self` or `thread-self` right below a procfs mount point
+/// replaced by the caller's ids in its pid namespace.
+fn rewrite_self(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32, tid: u32) -> PathBuf {
+    for (m, is_proc) in mounts {
+        if !is_proc {
+            continue;
+        }
+        let Ok(rest) = rel.strip_prefix(m) else { continue };
+        let mut comps = rest.components();
+        let first = comps.next().map(|c| c.as_os_str().to_owned());
+        let id = match first.as_deref().and_then(|f| f.to_str()) {
+            Some("self") => tgid.to_string(),
+            Some("thread-self") => format!("{tgid}/task/{tid}"),
+            _ => continue,
+        };
+        return m.join(id).join(comps.as_path());
+    }
+    rel.to_path_buf()
+}
+
+/// The host path of the directory a relative path starts from.
+fn base_dir(pid: i32, dirfd: Option<i32>) -> Option<PathBuf> {
+    let link = match dirfd {
+        None => format!("/proc/{pid}/cwd"),
+        Some(fd) => format!("/proc/{pid}/fd/{fd}"),
+    };
+    std::fs::read_link(link).ok()
+}
+
+struct Target {
+    /// Relative to the root, `/proc/self` rewritten.
+    rel: PathBuf,
+    /// The absolute container path the policy judges: symlinks resolved
+    /// when the target exists.
+    path: PathBuf,
+    file_type: Option<FileType>,
+    /// Under a procfs or sysfs mount of the caller's.
+    pseudo: bool,
+}
+
+impl PolicyMediator {
+    fn deny(&self, n: &Notification, req: &Request<'_>, errno: i32, rule: &str) -> Answer {
+        self.audit
+            .deny(&DenialRecord::new(&self.container_id, n.pid as u32, req, errno, rule));
+        Answer::Errno(errno)
+    }
+
+    /// Reads and resolves one path argument; `Err` is the answer to give.
+    fn target(&self, n: &Notification, mem: &dyn ContainerMemory, p: PathArg, name: &str) -> Result<Target, Answer> {
+        let raw = mem.read_path(p.addr).map_err(|e| Answer::Errno(e.errno()))?;
+        let bytes = raw.as_bytes();
+        let base = base_dir(n.pid, p.dirfd);
+        let base = match (&base, bytes.first()) {
+            (_, Some(b'/')) => Base::Container(Path::new("/")),
+            (Some(b), _) => Base::Host(b.as_path()),
+            (None, _) => return Err(Answer::Errno(libc::EBADF)),
+        };
+        let rel = match resolve::relative_path(&self.root, base, bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let req = Request {
+                    syscall: name,
+                    paths: vec![PathBuf::from(OsStr::from_bytes(bytes))],
+                    ..Request::default()
+                };
+                return Err(match e.denial_rule() {
+                    Some(rule) => self.deny(n, &req, e.errno(), rule),
+                    None => Answer::Errno(e.errno()),
+                });
+            }
+        };
+        let ids = ns_ids(n.pid);
+        let mounts = pseudo_mounts(n.pid);
+        let rel = match ids {
+            Some((tgid, tid)) => rewrite_self(&rel, &mounts, tgid, tid),
+            None => rel,
+        };
+        // The caller's own /proc entry: its magic links (ns/*, fd/*, cwd,
+        // root, exe) lead to what it already holds, and the kernel resolves
+        // them in the caller's context when the call continues.
+        let own_proc = ids.is_some_and(|(tgid, _)| {
+            mounts
+                .iter()
+                .any(|(m, is_proc)| *is_proc && rel.starts_with(m.join(tgid.to_string())))
+        });
+        let pseudo = mounts.iter().any(|(m, _)| rel.starts_with(m));
+        match resolve::resolve(
+            &self.root,
+            Base::Container(Path::new("/")),
+            rel.as_os_str().as_bytes(),
+            p.nofollow,
+        ) {
+            Ok(r) => Ok(Target {
+                rel,
+                path: r.path,
+                file_type: r.file_type,
+                pseudo,
+            }),
+            Err(e) if e.denial_rule().is_some() && own_proc => Ok(Target {
+                path: Path::new("/").join(&rel),
+                rel,
+                file_type: None,
+                pseudo,
+            }),
+            Err(e) if e.denial_rule().is_some() => {
+                let req = Request {
+                    syscall: name,
+                    paths: vec![Path::new("/").join(&rel)],
+                    ..Request::default()
+                };
+                Err(self.deny(n, &req, e.errno(), e.denial_rule().unwrap_or("resolve")))
+            }
+            // Not there (yet): judged by the name it was given.
+            Err(_) => Ok(Target {
+                path: Path::new("/").join(&rel),
+                rel,
+                file_type: None,
+                pseudo,
+            }),
+        }
+    }
+
+    fn open(&self, n: &Notification, mem: &dyn ContainerMemory, name: &str) -> Answer {
+        let a = &n.args;
+        let (p, flags, mode) = match name {
+            "open" => (arg(None, a[0], false), a[1] as i32, a[2] as u32),
+            "creat" => (
+                arg(None, a[0], false),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                a[1] as u32,
+            ),
+            "openat" => (arg(at(a[0]), a[1], false), a[2] as i32, a[3] as u32),
+            "openat2" => {
+                // struct open_how { u64 flags; u64 mode; u64 resolve; }
+                let how = match mem.read_bytes(a[2], 24) {
+                    Ok(b) if b.len() == 24 => b,
+                    Ok(_) => return Answer::Errno(libc::EFAULT),
+                    Err(e) => return Answer::Errno(e.errno()),
+                };
+                let word = |i: usize| u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                if word(2) != 0 {
+                    // RESOLVE_* of the caller's own: not emulated.
+                    return Answer::Errno(libc::EINVAL);
+                }
+                (arg(at(a[0]), a[1], false), word(0) as i32, word(1) as u32)
+            }
+            _ => return Answer::Errno(libc::ENOSYS),
+        };
+        let p = PathArg {
+            nofollow: flags & libc::O_NOFOLLOW != 0,
+            ..p
+        };
+        let t = match self.target(n, mem, p, name) {
+            Ok(t) => t,
+            Err(answer) => return answer,
+        };
+        let req = Request {
+            syscall: name,
+            paths: vec![t.path.clone()],
+            file_type: t.file_type,
+            open_flags: Some(flags),
+            ..Request::default()
+        };
+        if let Decision::Deny { errno, rule } = self.policy.decide(&req) {
+            return self.deny(n, &req, errno, &rule);
+        }
+        if t.pseudo {
+            // What these show depends on who opens them (the netns of
+            // /proc/sys/net, the ipc sysctls, /proc/PID/ns): the caller opens
+            // them itself, still inside its own root.
+            return Answer::Continue;
+        }
+        if matches!(t.file_type, Some(FileType::Char | FileType::Block)) {
+            // A device is opened by the caller, in its own context: the
+            // container's device cgroup decides, which the supervisor (not
+            // in that cgroup) would bypass. The path stays inside the
+            // container's root either way.
+            return Answer::Continue;
+        }
+        if !mem.is_live() {
+            return Answer::Errno(libc::EINTR);
+        }
+        let creds = match crate::creds::of(n.pid) {
+            Ok(c) => c,
+            Err(_) => return Answer::Errno(libc::EINTR),
+        };
+        let opened = crate::creds::as_caller(&creds, || resolve::open_in_root(&self.root, &t.rel, flags, mode));
+        let opened = match opened {
+            Ok(r) => r,
+            Err(e) => return Answer::Errno(e.raw_os_error().unwrap_or(libc::EPERM)),
+        };
+        match opened {
+            Ok(fd) => Answer::AddFd {
+                fd,
+                flags: (flags & libc::O_CLOEXEC) as u32,
+            },
+            Err(e) => match e.denial_rule() {
+                Some(rule) => self.deny(n, &req, e.errno(), rule),
+                None => Answer::Errno(e.errno()),
+            },
+        }
+    }
+
+    fn paths(&self, n: &Notification, mem: &dyn ContainerMemory, name: &str) -> Answer {
+        let a = &n.args;
+        // fstat and friends: an empty path with AT_EMPTY_PATH names an fd
+        // the caller already holds.
+        let empty_path_flag = match name {
+            "newfstatat" | "fchownat" => a[3],
+            "statx" => a[2],
+            "execveat" => a[4],
+            _ => 0,
+        };
+        if empty_path_flag as i32 & libc::AT_EMPTY_PATH != 0
+            && mem.read_path(a[1]).is_ok_and(|p| p.as_bytes().is_empty())
+        {
+            return Answer::Continue;
+        }
+        let mut req = Request {
+            syscall: name,
+            ..Request::default()
+        };
+        for p in path_args(name, a) {
+            match self.target(n, mem, p, name) {
+                Ok(t) => {
+                    req.file_type = req.file_type.or(t.file_type);
+                    req.paths.push(t.path);
+                }
+                Err(answer) => return answer,
+            }
+        }
+        if matches!(name, "mknod" | "mknodat") {
+            let mode = if name == "mknod" { a[1] } else { a[2] };
+            req.file_type = FileType::from_mode(mode as u32);
+        }
+        self.finish(n, &req)
+    }
+
+    fn finish(&self, n: &Notification, req: &Request<'_>) -> Answer {
+        match self.policy.decide(req) {
+            Decision::Allow => Answer::Continue,
+            Decision::Deny { errno, rule } => self.deny(n, req, errno, &rule),
+        }
+    }
+}
+
+impl Mediator for PolicyMediator {
+    fn handle(&self, n: &Notification, mem: &dyn ContainerMemory) -> Answer {
+        let Some(name) = policy::syscall_name(i64::from(n.syscall_nr)) else {
+            // Not one of ours (another ABI's number): refuse rather than guess.
+            return Answer::Errno(libc::ENOSYS);
+        };
+        let a = &n.args;
+        let mut req = Request {
+            syscall: name,
+            ..Request::default()
+        };
+        match policy::class_of(name) {
+            Some(Syscall::Open) => return self.open(n, mem, name),
+            Some(
+                Syscall::Stat
+                | Syscall::Exec
+                | Syscall::Link
+                | Syscall::Rename
+                | Syscall::Unlink
+                | Syscall::Mkdir
+                | Syscall::Chmod
+                | Syscall::Chown,
+            ) => return self.paths(n, mem, name),
+            Some(Syscall::Mount) => {
+                for p in path_args(name, a) {
+                    if let Ok(t) = self.target(n, mem, p, name) {
+                        req.paths.push(t.path);
+                    }
+                }
+            }
+            Some(Syscall::Socket) => {
+                req.socket_domain = Some(a[0] as i32);
+                req.socket_type = Some(a[1] as i32);
+            }
+            Some(Syscall::Ptrace) => req.ptrace_request = Some(a[0] as i64),
+            Some(Syscall::Unshare) => req.namespaces = a[0],
+            Some(Syscall::Setns) => req.namespaces = a[1],
+            Some(Syscall::Ioctl) => req.ioctl_request = Some(a[1]),
+            _ => {}
+        }
+        self.finish(n, &req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_arguments_by_call() {
+        let a = [1, 2, 3, 4, 5, 6];
+        assert_eq!(path_args("stat", &a), vec![arg(None, 1, false)]);
+        assert_eq!(path_args("lstat", &a), vec![arg(None, 1, true)]);
+        let fdcwd = libc::AT_FDCWD as u64;
+        let b = [fdcwd, 20, 30, libc::AT_SYMLINK_NOFOLLOW as u64, 0, 0];
+        assert_eq!(path_args("newfstatat", &b), vec![arg(None, 20, true)]);
+        assert_eq!(
+            path_args("renameat2", &[7, 8, 9, 10, 0, 0]),
+            vec![arg(Some(7), 8, true), arg(Some(9), 10, true)]
+        );
+        assert_eq!(
+            path_args("symlinkat", &[1, fdcwd, 3, 0, 0, 0]),
+            vec![arg(None, 3, true)]
+        );
+        assert!(path_args("socket", &a).is_empty());
+    }
+
+    #[test]
+    fn every_mediated_path_call_has_its_arguments() {
+        for name in policy::mediated_syscalls() {
+            let class = policy::class_of(name);
+            let pathy = matches!(
+                class,
+                Some(
+                    Syscall::Stat
+                        | Syscall::Exec
+                        | Syscall::Link
+                        | Syscall::Rename
+                        | Syscall::Unlink
+                        | Syscall::Mkdir
+                        | Syscall::Chmod
+                        | Syscall::Chown
+                )
+            );
+            if pathy {
+                assert!(
+                    !path_args(name, &[0; 6]).is_empty(),
+                    "{name} has no path argument listed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn self_is_rewritten_below_any_procfs_mount() {
+        let mounts = vec![
+            (PathBuf::from("proc"), true),
+            (PathBuf::from("extra-proc"), true),
+            (PathBuf::from("sys"), false),
+        ];
+        let r = |p: &str| rewrite_self(Path::new(p), &mounts, 7, 9);
+        assert_eq!(r("proc/self/status"), Path::new("proc/7/status"));
+        assert_eq!(r("extra-proc/self/status"), Path::new("extra-proc/7/status"));
+        assert_eq!(r("extra-proc/thread-self/comm"), Path::new("extra-proc/7/task/9/comm"));
+        assert_eq!(r("sys/self"), Path::new("sys/self"));
+        assert_eq!(r("home/self/x"), Path::new("home/self/x"));
+        let mine = pseudo_mounts(std::process::id() as i32);
+        assert!(mine.iter().any(|(m, p)| *p && m == Path::new("proc")), "{mine:?}");
+    }
+
+    #[test]
+    fn namespace_ids_of_this_process() {
+        let (tgid, tid) = ns_ids(std::process::id() as i32).unwrap();
+        assert_eq!(tgid, std::process::id());
+        assert!(tid > 0);
+    }
+}
