@@ -184,6 +184,9 @@ impl native::Flavor for Sandboxed {
         doc["annotations"]["org.ociharness.sandbox.no-new-privileges"] = serde_json::Value::from(
             "always set: the mediation filter needs it, and a sandboxed program must not gain privileges",
         );
+        doc["annotations"]["org.ociharness.sandbox.seccomp-filter"] = serde_json::Value::from(
+            "always present (seccomp mode 2), even without linux.seccomp: it is how calls reach the supervisor",
+        );
         doc["annotations"]["org.ociharness.sandbox.seccomp-notify"] = serde_json::Value::from(
             "the container's seccomp listener belongs to the supervisor: a config's own SCMP_ACT_NOTIFY rules cannot be served",
         );
