@@ -25,6 +25,22 @@ pub struct PolicyMediator {
     pub root: Root,
     pub audit: Audit,
     pub container_id: String,
+    /// The container's procfs and sysfs mount points, read once (from the
+    /// first caller's mountinfo): the mount family is denied, so they do
+    /// not change under the supervisor.
+    pub pseudo: std::sync::OnceLock<Vec<(PathBuf, bool)>>,
+}
+
+impl PolicyMediator {
+    pub fn new(policy: Policy, root: Root, audit: Audit, container_id: String) -> PolicyMediator {
+        PolicyMediator {
+            policy,
+            root,
+            audit,
+            container_id,
+            pseudo: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// One path argument of a call: the dirfd it is relative to (`None`: the
@@ -153,11 +169,15 @@ impl PolicyMediator {
     fn target(&self, n: &Notification, mem: &dyn ContainerMemory, p: PathArg, name: &str) -> Result<Target, Answer> {
         let raw = mem.read_path(p.addr).map_err(|e| Answer::Errno(e.errno()))?;
         let bytes = raw.as_bytes();
-        let base = base_dir(n.pid, p.dirfd);
-        let base = match (&base, bytes.first()) {
-            (_, Some(b'/')) => Base::Container(Path::new("/")),
-            (Some(b), _) => Base::Host(b.as_path()),
-            (None, _) => return Err(Answer::Errno(libc::EBADF)),
+        // Only a relative path needs to know where it starts.
+        let base = if bytes.first() == Some(&b'/') {
+            None
+        } else {
+            Some(base_dir(n.pid, p.dirfd).ok_or(Answer::Errno(libc::EBADF))?)
+        };
+        let base = match &base {
+            None => Base::Container(Path::new("/")),
+            Some(b) => Base::Host(b.as_path()),
         };
         let rel = match resolve::relative_path(&self.root, base, bytes) {
             Ok(r) => r,
@@ -174,9 +194,9 @@ impl PolicyMediator {
             }
         };
         let ids = ns_ids(n.pid);
-        let mounts = pseudo_mounts(n.pid);
+        let mounts = self.pseudo.get_or_init(|| pseudo_mounts(n.pid));
         let rel = match ids {
-            Some((tgid, tid)) => rewrite_self(&rel, &mounts, tgid, tid),
+            Some((tgid, tid)) => rewrite_self(&rel, mounts, tgid, tid),
             None => rel,
         };
         // The caller's own /proc entry: its magic links (ns/*, fd/*, cwd,

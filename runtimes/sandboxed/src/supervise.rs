@@ -83,12 +83,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let root =
         Root::of_process(msg.pid as u32).with_context(|| format!("the root of container process {}", msg.pid))?;
-    let mediator = PolicyMediator {
-        policy,
-        root,
-        audit,
-        container_id: a.id.clone(),
-    };
+    let mediator = PolicyMediator::new(policy, root, audit, a.id.clone());
     let _ = &a.bundle;
     serve(listener, &mediator, &ServeOptions::default())?;
     Ok(())
