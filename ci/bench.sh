@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compare the bundled runtime with runc, crun and runsc on this machine:
+# Compare the bundled runtimes with runc, crun and runsc on this machine:
 # lifecycle latency, density and isolation overhead, in one interleaved run.
 # Extra arguments go to `harness bench` (e.g. --format json --output r.json).
 set -euo pipefail
@@ -8,4 +8,4 @@ bash ci/packages.sh
 cargo build --release --quiet
 # --hybrid-as-v1: crun 1.8 refuses hybrid cgroup hosts; a no-op elsewhere.
 exec ./target/x86_64-unknown-linux-gnu/release/harness bench --hybrid-as-v1 \
-  --runtime native --runtime runc --runtime crun --runtime 'runsc --network=none' "$@"
+  --runtime native --runtime sandboxed --runtime runc --runtime crun --runtime 'runsc --network=none' "$@"
