@@ -138,6 +138,31 @@ fn rewrite_self(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32, tid: u32) -> 
     rel.to_path_buf()
 }
 
+/// Whether `rel` goes through another process's root, cwd, exe or fds in a
+/// procfs mount: links to what that process holds, which may be outside
+/// the container (with the host's pid namespace, /proc/1/root is the
+/// host's). The caller's own are its own business.
+fn foreign_proc_link(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32) -> bool {
+    mounts.iter().filter(|(_, is_proc)| *is_proc).any(|(m, _)| {
+        let Ok(rest) = rel.strip_prefix(m) else { return false };
+        let mut c = rest.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let (Some(pid), Some(what)) = (c.next(), c.next()) else {
+            return false;
+        };
+        let what = if what == "task" {
+            // proc/PID/task/TID/root and the like.
+            match (c.next(), c.next()) {
+                (Some(_), Some(w)) => w,
+                _ => return false,
+            }
+        } else {
+            what
+        };
+        pid.parse::<u32>().is_ok_and(|p| p != tgid)
+            && matches!(what.as_str(), "root" | "cwd" | "exe" | "fd" | "map_files")
+    })
+}
+
 /// The host path of the directory a relative path starts from.
 fn base_dir(pid: i32, dirfd: Option<i32>) -> Option<PathBuf> {
     let link = match dirfd {
@@ -208,6 +233,16 @@ impl PolicyMediator {
                 .any(|(m, is_proc)| *is_proc && rel.starts_with(m.join(tgid.to_string())))
         });
         let pseudo = mounts.iter().any(|(m, _)| rel.starts_with(m));
+        if let Some((tgid, _)) = ids {
+            if foreign_proc_link(&rel, mounts, tgid) {
+                let req = Request {
+                    syscall: name,
+                    paths: vec![Path::new("/").join(&rel)],
+                    ..Request::default()
+                };
+                return Err(self.deny(n, &req, libc::EACCES, "foreign-proc-link"));
+            }
+        }
         match resolve::resolve(
             &self.root,
             Base::Container(Path::new("/")),
@@ -476,6 +511,19 @@ mod tests {
         assert_eq!(r("home/self/x"), Path::new("home/self/x"));
         let mine = pseudo_mounts(std::process::id() as i32);
         assert!(mine.iter().any(|(m, p)| *p && m == Path::new("proc")), "{mine:?}");
+    }
+
+    #[test]
+    fn another_processes_links_are_foreign() {
+        let mounts = vec![(PathBuf::from("proc"), true), (PathBuf::from("sys"), false)];
+        let f = |p: &str| foreign_proc_link(Path::new(p), &mounts, 7);
+        assert!(f("proc/1/root/etc/shadow"));
+        assert!(f("proc/1/fd/3"));
+        assert!(f("proc/9/task/9/cwd"));
+        assert!(!f("proc/7/root/etc"), "its own");
+        assert!(!f("proc/1/status"));
+        assert!(!f("proc/sys/kernel"));
+        assert!(!f("sys/1/root"));
     }
 
     #[test]
