@@ -163,6 +163,40 @@ fn foreign_proc_link(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32) -> bool 
     })
 }
 
+/// `N` when `rel` walks on from the caller's own `proc/TGID/fd/N` (or its
+/// cwd, as fd `-1`): `proc/7/fd/3/../etc/passwd`.
+fn own_fd_used_as_dir(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32) -> Option<i32> {
+    mounts.iter().filter(|(_, is_proc)| *is_proc).find_map(|(m, _)| {
+        let rest = rel.strip_prefix(m.join(tgid.to_string())).ok()?;
+        let c: Vec<String> = rest
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        match c.as_slice() {
+            [fd, n, _, ..] if fd == "fd" => n.parse().ok(),
+            [cwd, _, ..] if cwd == "cwd" => Some(-1),
+            _ => None,
+        }
+    })
+}
+
+/// Whether the caller's fd `fd` (`-1`: its cwd) is a file beneath the
+/// container's root, compared as host paths.
+fn fd_inside_root(pid: i32, fd: i32) -> bool {
+    let link = if fd < 0 {
+        format!("/proc/{pid}/cwd")
+    } else {
+        format!("/proc/{pid}/fd/{fd}")
+    };
+    let (Ok(target), Ok(root)) = (
+        std::fs::read_link(link),
+        std::fs::read_link(format!("/proc/{pid}/root")),
+    ) else {
+        return false;
+    };
+    target.starts_with(&root)
+}
+
 /// The host path of the directory a relative path starts from.
 fn base_dir(pid: i32, dirfd: Option<i32>) -> Option<PathBuf> {
     let link = match dirfd {
@@ -234,6 +268,18 @@ impl PolicyMediator {
         });
         let pseudo = mounts.iter().any(|(m, _)| rel.starts_with(m));
         if let Some((tgid, _)) = ids {
+            if let Some(fd) = own_fd_used_as_dir(&rel, mounts, tgid) {
+                // A descriptor the container was handed (or leaked) may be a
+                // host directory: walking on from it must stay inside.
+                if !fd_inside_root(n.pid, fd) {
+                    let req = Request {
+                        syscall: name,
+                        paths: vec![Path::new("/").join(&rel)],
+                        ..Request::default()
+                    };
+                    return Err(self.deny(n, &req, libc::EACCES, "fd-outside-root"));
+                }
+            }
             if foreign_proc_link(&rel, mounts, tgid) {
                 let req = Request {
                     syscall: name,
@@ -524,6 +570,19 @@ mod tests {
         assert!(!f("proc/1/status"));
         assert!(!f("proc/sys/kernel"));
         assert!(!f("sys/1/root"));
+    }
+
+    #[test]
+    fn walking_on_from_an_fd_or_the_cwd() {
+        let mounts = vec![(PathBuf::from("proc"), true)];
+        let f = |p: &str| own_fd_used_as_dir(Path::new(p), &mounts, 7);
+        assert_eq!(f("proc/7/fd/3/../etc/passwd"), Some(3));
+        assert_eq!(f("proc/7/fd/3"), None, "the fd itself: a reopen");
+        assert_eq!(f("proc/7/cwd/x"), Some(-1));
+        assert_eq!(f("proc/8/fd/3/x"), None);
+        // Our own cwd is beneath our root; a bad fd is not.
+        assert!(fd_inside_root(std::process::id() as i32, -1));
+        assert!(!fd_inside_root(std::process::id() as i32, 999_999));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 struct Attempt {
     name: &'static str,
+    /// A block device node (loop0) the config gives the container.
+    block_device: bool,
     /// `probe syscall` arguments.
     call: &'static [&'static str],
     /// The syscall the audit line must name.
@@ -25,64 +27,88 @@ const MARKER_PATH: &str = "/tmp/oci-harness-escape-marker";
 
 const ATTEMPTS: &[Attempt] = &[
     Attempt {
+        name: "a `..` chain out of the root",
+        call: &["open", "/../../../../../tmp/oci-harness-escape-marker", "0", "0"],
+        audited: "",
+        host_pid_ns: false,
+        block_device: false,
+    },
+    Attempt {
+        name: "open a block device node given to the container",
+        call: &["open", "/dev/escape-blk", "0", "0"],
+        audited: "open",
+        host_pid_ns: false,
+        block_device: true,
+    },
+    Attempt {
         name: "symlink planted in the rootfs to a host path",
         call: &["open", "/escape-link", "0", "0"],
         audited: "",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "host init's root through /proc/1/root (host pid namespace)",
         call: &["open", "/proc/1/root/tmp/oci-harness-escape-marker", "0", "0"],
         audited: "open",
         host_pid_ns: true,
+        block_device: false,
     },
     Attempt {
         name: "mount a tmpfs",
         call: &["mount", "none", "/mnt", "tmpfs", "0", "NULL"],
         audited: "mount",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "pivot_root",
         call: &["pivot_root", "/", "/"],
         audited: "pivot_root",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "unshare a user namespace",
         call: &["unshare", "0x10000000"],
         audited: "unshare",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "ptrace the host's init (host pid namespace)",
         call: &["ptrace", "16", "1", "0", "0"],
         audited: "ptrace",
         host_pid_ns: true,
+        block_device: false,
     },
     Attempt {
         name: "a raw packet socket",
         call: &["socket", "17", "3", "0"],
         audited: "socket",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "keyctl: join a new session keyring",
         call: &["keyctl", "1", "0", "0", "0", "0"],
         audited: "keyctl",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "bpf: create a map",
         call: &["bpf", "0", "0", "0"],
         audited: "bpf",
         host_pid_ns: false,
+        block_device: false,
     },
     Attempt {
         name: "userfaultfd",
         call: &["userfaultfd", "0"],
         audited: "userfaultfd",
         host_pid_ns: false,
+        block_device: false,
     },
 ];
 
@@ -101,6 +127,16 @@ fn attempt(rt: &Runtime, dir: &Path, a: &Attempt, audit: &Path, i: usize) -> (i6
             .namespaces_mut()
             .get_or_insert_with(Vec::new);
         ns.retain(|n| n.typ() != LinuxNamespaceType::Pid);
+    }
+    if a.block_device {
+        let dev = oci_spec::runtime::LinuxDeviceBuilder::default()
+            .path("/dev/escape-blk")
+            .typ(oci_spec::runtime::LinuxDeviceType::B)
+            .major(7)
+            .minor(0)
+            .build()
+            .unwrap();
+        spec.linux_mut_or_default().set_devices(Some(vec![dev]));
     }
     let mut ann = std::collections::HashMap::new();
     ann.insert(
