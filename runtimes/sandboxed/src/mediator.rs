@@ -63,6 +63,21 @@ fn arg(dirfd: Option<i32>, addr: u64, nofollow: bool) -> PathArg {
     PathArg { dirfd, addr, nofollow }
 }
 
+/// Classes whose calls name files by path and are judged by them.
+fn takes_paths(c: Syscall) -> bool {
+    matches!(
+        c,
+        Syscall::Stat
+            | Syscall::Exec
+            | Syscall::Link
+            | Syscall::Rename
+            | Syscall::Unlink
+            | Syscall::Mkdir
+            | Syscall::Chmod
+            | Syscall::Chown
+    )
+}
+
 /// The path arguments of mediated call `name` with raw `a` arguments.
 pub fn path_args(name: &str, a: &[u64; 6]) -> Vec<PathArg> {
     let nf = |flags: u64| flags as i32 & libc::AT_SYMLINK_NOFOLLOW != 0;
@@ -462,16 +477,7 @@ impl Mediator for PolicyMediator {
         };
         match policy::class_of(name) {
             Some(Syscall::Open) => return self.open(n, mem, name),
-            Some(
-                Syscall::Stat
-                | Syscall::Exec
-                | Syscall::Link
-                | Syscall::Rename
-                | Syscall::Unlink
-                | Syscall::Mkdir
-                | Syscall::Chmod
-                | Syscall::Chown,
-            ) => return self.paths(n, mem, name),
+            Some(c) if takes_paths(c) => return self.paths(n, mem, name),
             Some(Syscall::Mount) => {
                 for p in path_args(name, a) {
                     if let Ok(t) = self.target(n, mem, p, name) {
@@ -520,19 +526,7 @@ mod tests {
     fn every_mediated_path_call_has_its_arguments() {
         for name in policy::mediated_syscalls() {
             let class = policy::class_of(name);
-            let pathy = matches!(
-                class,
-                Some(
-                    Syscall::Stat
-                        | Syscall::Exec
-                        | Syscall::Link
-                        | Syscall::Rename
-                        | Syscall::Unlink
-                        | Syscall::Mkdir
-                        | Syscall::Chmod
-                        | Syscall::Chown
-                )
-            );
+            let pathy = class.is_some_and(takes_paths);
             if pathy {
                 assert!(
                     !path_args(name, &[0; 6]).is_empty(),
