@@ -11,8 +11,10 @@
 //! the first path only as far as the kernel's own confinement (the
 //! container's mount namespace and root) lets it.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use crate::audit::{Audit, DenialRecord};
@@ -212,6 +214,25 @@ fn fd_inside_root(pid: i32, fd: i32) -> bool {
     target.starts_with(&root)
 }
 
+/// The caller's umask, which the kernel would apply to what it creates
+/// (the supervisor's own is 0).
+fn caller_umask(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok()
+}
+
+/// A raw return value as the call's answer: `-1` becomes the errno.
+fn sys_ret(r: i64) -> Result<i64, Answer> {
+    if r < 0 {
+        Err(Answer::Errno(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO),
+        ))
+    } else {
+        Ok(r)
+    }
+}
+
 /// The host path of the directory a relative path starts from.
 fn base_dir(pid: i32, dirfd: Option<i32>) -> Option<PathBuf> {
     let link = match dirfd {
@@ -404,6 +425,12 @@ impl PolicyMediator {
             Ok(c) => c,
             Err(_) => return Answer::Errno(libc::EINTR),
         };
+        // The kernel would apply the caller's umask to a file it creates.
+        let mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+            mode & !caller_umask(n.pid).unwrap_or(0o022)
+        } else {
+            mode
+        };
         let opened = crate::creds::as_caller(&creds, || resolve::open_in_root(&self.root, &t.rel, flags, mode));
         let opened = match opened {
             Ok(r) => r,
@@ -440,11 +467,13 @@ impl PolicyMediator {
             syscall: name,
             ..Request::default()
         };
+        let mut targets = Vec::new();
         for p in path_args(name, a) {
             match self.target(n, mem, p, name) {
                 Ok(t) => {
                     req.file_type = req.file_type.or(t.file_type);
-                    req.paths.push(t.path);
+                    req.paths.push(t.path.clone());
+                    targets.push((p, t));
                 }
                 Err(answer) => return answer,
             }
@@ -453,7 +482,152 @@ impl PolicyMediator {
             let mode = if name == "mknod" { a[1] } else { a[2] };
             req.file_type = FileType::from_mode(mode as u32);
         }
-        self.finish(n, &req)
+        if let Decision::Deny { errno, rule } = self.policy.decide(&req) {
+            return self.deny(n, &req, errno, &rule);
+        }
+        if targets.iter().any(|(_, t)| t.pseudo) {
+            return Answer::Continue;
+        }
+        self.perform(n, mem, name, &targets)
+    }
+
+    /// Performs an allowed call that changes the file system, on the paths
+    /// as resolved (never re-read from the caller), as the caller. What is
+    /// only read (stat, readlink, access), exec, mknod and a link that
+    /// follows its source continue in the kernel.
+    fn perform(
+        &self,
+        n: &Notification,
+        mem: &dyn ContainerMemory,
+        name: &str,
+        targets: &[(PathArg, Target)],
+    ) -> Answer {
+        let a = &n.args;
+        let parent = |i: usize| -> Result<(OwnedFd, CString), Answer> {
+            let (_, t) = &targets[i];
+            let (r, last) = resolve::open_parent(
+                &self.root,
+                Base::Container(Path::new("/")),
+                t.rel.as_os_str().as_bytes(),
+            )
+            .map_err(|e| Answer::Errno(e.errno()))?;
+            let last = CString::new(last.into_vec()).map_err(|_| Answer::Errno(libc::EINVAL))?;
+            Ok((r.fd, last))
+        };
+        let object = |i: usize| -> Result<OwnedFd, Answer> {
+            let (p, t) = &targets[i];
+            resolve::resolve(
+                &self.root,
+                Base::Container(Path::new("/")),
+                t.rel.as_os_str().as_bytes(),
+                p.nofollow,
+            )
+            .map(|r| r.fd)
+            .map_err(|e| Answer::Errno(e.errno()))
+        };
+        let umask = caller_umask(n.pid).unwrap_or(0o022);
+        let op: Box<dyn Fn() -> Result<i64, Answer>> = match name {
+            "mkdir" | "mkdirat" => {
+                let mode = (if name == "mkdir" { a[1] } else { a[2] }) as u32 & 0o7777 & !umask;
+                Box::new(move || {
+                    let (dir, last) = parent(0)?;
+                    // SAFETY: a dirfd we own and a NUL-terminated name.
+                    sys_ret(unsafe { libc::mkdirat(dir.as_raw_fd(), last.as_ptr(), mode) } as i64)
+                })
+            }
+            "unlink" | "rmdir" | "unlinkat" => {
+                let flags = match name {
+                    "rmdir" => libc::AT_REMOVEDIR,
+                    "unlinkat" => a[2] as i32,
+                    _ => 0,
+                };
+                Box::new(move || {
+                    let (dir, last) = parent(0)?;
+                    // SAFETY: as above.
+                    sys_ret(unsafe { libc::unlinkat(dir.as_raw_fd(), last.as_ptr(), flags) } as i64)
+                })
+            }
+            "rename" | "renameat" | "renameat2" => {
+                let flags = if name == "renameat2" { a[4] as u32 } else { 0 };
+                Box::new(move || {
+                    let (d1, l1) = parent(0)?;
+                    let (d2, l2) = parent(1)?;
+                    // SAFETY: two dirfds we own and two NUL-terminated names.
+                    sys_ret(unsafe {
+                        libc::syscall(
+                            libc::SYS_renameat2,
+                            d1.as_raw_fd(),
+                            l1.as_ptr(),
+                            d2.as_raw_fd(),
+                            l2.as_ptr(),
+                            flags,
+                        )
+                    })
+                })
+            }
+            "symlink" | "symlinkat" => {
+                let target = match mem.read_path(a[0]) {
+                    Ok(t) => t,
+                    Err(e) => return Answer::Errno(e.errno()),
+                };
+                Box::new(move || {
+                    let (dir, last) = parent(0)?;
+                    // SAFETY: the link text and name are NUL-terminated; the dirfd is ours.
+                    sys_ret(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), last.as_ptr()) } as i64)
+                })
+            }
+            "link" | "linkat" if name == "link" || a[4] as i32 & libc::AT_SYMLINK_FOLLOW == 0 => Box::new(move || {
+                let (d1, l1) = parent(0)?;
+                let (d2, l2) = parent(1)?;
+                // SAFETY: two dirfds we own and two NUL-terminated names.
+                sys_ret(unsafe { libc::linkat(d1.as_raw_fd(), l1.as_ptr(), d2.as_raw_fd(), l2.as_ptr(), 0) } as i64)
+            }),
+            "chmod" | "fchmodat" | "fchmodat2" => {
+                let mode = (if name == "chmod" { a[1] } else { a[2] }) as u32 & 0o7777;
+                Box::new(move || {
+                    let fd = object(0)?;
+                    // SAFETY: fchmodat2 on an fd we own with an empty path.
+                    sys_ret(unsafe {
+                        libc::syscall(
+                            libc::SYS_fchmodat2,
+                            fd.as_raw_fd(),
+                            c"".as_ptr(),
+                            mode,
+                            libc::AT_EMPTY_PATH,
+                        )
+                    })
+                })
+            }
+            "chown" | "lchown" | "fchownat" => {
+                let (uid, gid) = if name == "fchownat" { (a[2], a[3]) } else { (a[1], a[2]) };
+                Box::new(move || {
+                    let fd = object(0)?;
+                    // SAFETY: fchownat on an fd we own with an empty path.
+                    sys_ret(unsafe {
+                        libc::fchownat(
+                            fd.as_raw_fd(),
+                            c"".as_ptr(),
+                            uid as u32,
+                            gid as u32,
+                            libc::AT_EMPTY_PATH,
+                        )
+                    } as i64)
+                })
+            }
+            _ => return Answer::Continue,
+        };
+        let creds = match crate::creds::of(n.pid) {
+            Ok(c) => c,
+            Err(_) => return Answer::Errno(libc::EINTR),
+        };
+        if !mem.is_live() {
+            return Answer::Errno(libc::EINTR);
+        }
+        match crate::creds::as_caller(&creds, op) {
+            Ok(Ok(v)) => Answer::Value(v),
+            Ok(Err(answer)) => answer,
+            Err(e) => Answer::Errno(e.raw_os_error().unwrap_or(libc::EPERM)),
+        }
     }
 
     fn finish(&self, n: &Notification, req: &Request<'_>) -> Answer {

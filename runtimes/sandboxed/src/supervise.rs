@@ -70,6 +70,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             libc::close(null);
         }
     }
+    // Modes of what the supervisor creates for a caller come with the
+    // caller's umask applied already.
+    // SAFETY: umask takes an integer and cannot fail.
+    unsafe { libc::umask(0) };
     let (listener, msg) = socket.accept(None)?;
     drop(socket);
     let annotations: HashMap<String, String> = msg.state.annotations.clone().into_iter().collect();
