@@ -53,6 +53,8 @@ pub fn start_supervisor(exe: &Path, socket: &Path, opts: &CreateOptions) -> anyh
         .arg(&opts.bundle)
         .arg("--id")
         .arg(&opts.id)
+        .arg("--pid-file")
+        .arg(socket.with_extension("pid"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -96,17 +98,20 @@ pub fn pid_path(store: &Store, id: &str) -> PathBuf {
 /// forgets its pid.
 fn stop_supervisor(store: &Store, id: &str, grace: Duration) {
     let pid_file = pid_path(store, id);
-    if let Some(pid) = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-    {
+    // The supervisor's pid, then its guardian's (which it appends).
+    let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    for pid in pids {
         let alive = || Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
         let deadline = Instant::now() + grace;
         while alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         if alive() {
-            // SAFETY: kill(2) with plain integers; the supervisor we started.
+            // SAFETY: kill(2) with plain integers; a process we started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let deadline = Instant::now() + Duration::from_secs(1);
             while alive() && Instant::now() < deadline {
