@@ -13,7 +13,9 @@ use anyhow::Context;
 use container::launch::{CreateOptions, Mediation};
 use container::seccomp::Filter;
 use container::state::Store;
-use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder};
+use oci_spec::runtime::{
+    Arch, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder,
+};
 
 /// The line a supervisor prints on stdout once it listens.
 pub const READY: &str = "ready";
@@ -27,10 +29,42 @@ pub fn mediation_filter(names: &[&str], socket: &Path) -> anyhow::Result<Filter>
         .action(LinuxSeccompAction::ScmpActNotify)
         .build()
         .context("building the mediation rule")?;
+    // New user or mount namespaces through clone, as the policy refuses
+    // them through unshare: refused in the filter itself (a notification
+    // on every fork would cost too much). clone3 passes its flags in
+    // memory, which a filter cannot read: ENOSYS, and libc falls back to
+    // clone.
+    let mut rules = vec![rule];
+    for flag in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS] {
+        let arg = LinuxSeccompArgBuilder::default()
+            .index(0usize)
+            .value(flag as u64)
+            .value_two(flag as u64)
+            .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+            .build()
+            .context("building the clone rule")?;
+        rules.push(
+            LinuxSyscallBuilder::default()
+                .names(vec!["clone".to_string()])
+                .action(LinuxSeccompAction::ScmpActErrno)
+                .errno_ret(libc::EPERM as u32)
+                .args(vec![arg])
+                .build()
+                .context("building the clone rule")?,
+        );
+    }
+    rules.push(
+        LinuxSyscallBuilder::default()
+            .names(vec!["clone3".to_string()])
+            .action(LinuxSeccompAction::ScmpActErrno)
+            .errno_ret(libc::ENOSYS as u32)
+            .build()
+            .context("building the clone3 rule")?,
+    );
     let seccomp = LinuxSeccompBuilder::default()
         .default_action(LinuxSeccompAction::ScmpActAllow)
         .architectures(vec![Arch::ScmpArchX86_64])
-        .syscalls(vec![rule])
+        .syscalls(rules)
         .listener_path(socket.to_path_buf())
         .build()
         .context("building the mediation filter")?;

@@ -55,6 +55,13 @@ const ATTEMPTS: &[Attempt] = &[
         block_device: false,
     },
     Attempt {
+        name: "clone into a new user namespace",
+        call: &["raw", "56", "0x10000011", "0", "0", "0", "0"],
+        audited: "",
+        host_pid_ns: false,
+        block_device: false,
+    },
+    Attempt {
         name: "mount a tmpfs",
         call: &["mount", "none", "/mnt", "tmpfs", "0", "NULL"],
         audited: "mount",
