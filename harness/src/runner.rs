@@ -233,6 +233,38 @@ pub fn run(
     })
 }
 
+/// Runs `cases`, then once more the failed ones that `expected` does not
+/// excuse (two cases read the kernel log, whose rate limit the host
+/// shares: a failure must repeat to count). Returns the first run's results
+/// and the cases that failed both times, as `id: message`.
+pub fn run_confirming_failures(
+    cases: &[Case],
+    runtime: &Runtime,
+    probe: &Path,
+    opts: &Options,
+    expected: &dyn Fn(&str) -> bool,
+) -> Result<(Results, Vec<String>), Error> {
+    let r = run(cases, runtime, probe, opts, &|_| {})?;
+    let failed: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Failed && !expected(&c.id))
+        .map(|c| c.id.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok((r, Vec::new()));
+    }
+    let again: Vec<Case> = cases.iter().filter(|c| failed.contains(&c.id)).cloned().collect();
+    let r2 = run(&again, runtime, probe, opts, &|_| {})?;
+    let still = r2
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Failed)
+        .map(|c| format!("{}: {}", c.id, c.message))
+        .collect();
+    Ok((r, still))
+}
+
 fn skipped(case: &Case, reason: String, d: Duration) -> CaseResult {
     CaseResult {
         id: case.id.to_string(),

@@ -26,25 +26,9 @@ fn the_whole_suite_passes_on_native() {
         command: vec!["runtimes/native/tests/conform.rs".into()],
     };
     let all = harness::cases::all();
-    let r = runner::run(&all, &rt, &probe, &opts, &|_| {}).unwrap();
+    let (r, still) = runner::run_confirming_failures(&all, &rt, &probe, &opts, &|_| false).unwrap();
     assert_eq!(r.cases.len(), all.len());
-    let failed: Vec<String> = r
-        .cases
-        .iter()
-        .filter(|c| c.status == Status::Failed)
-        .map(|c| c.id.clone())
-        .collect();
-    if !failed.is_empty() {
-        let again = harness::cases::select(all, &failed, &[]).unwrap();
-        let r2 = runner::run(&again, &rt, &probe, &opts, &|_| {}).unwrap();
-        let still: Vec<String> = r2
-            .cases
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| format!("{}: {}", c.id, c.message))
-            .collect();
-        assert!(still.is_empty(), "failed on native twice: {still:#?}");
-    }
+    assert!(still.is_empty(), "failed on native twice: {still:#?}");
     // Skips only for what this host lacks, never for the runtime.
     for c in r.cases.iter().filter(|c| c.status == Status::Skipped) {
         assert!(

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::results::Status;
 use harness::runner::{self, Options};
 use harness::runtime::Runtime;
 
@@ -49,26 +48,8 @@ fn the_suite_passes_but_for_what_the_sandbox_changes_and_declares() {
         command: vec!["runtimes/sandboxed/tests/conform.rs".into()],
     };
     let all = harness::cases::all();
-    let failed_ids = |r: &harness::results::Results| -> Vec<String> {
-        r.cases
-            .iter()
-            .filter(|c| c.status == Status::Failed && !BY_DESIGN.iter().any(|(id, _)| *id == c.id))
-            .map(|c| c.id.clone())
-            .collect()
-    };
-    let r = runner::run(&all, &rt, &probe, &opts, &|_| {}).unwrap();
-    let failed = failed_ids(&r);
-    if !failed.is_empty() {
-        // Two cases read the kernel log, whose rate limit the host shares:
-        // a failure must repeat to count.
-        let again = harness::cases::select(all, &failed, &[]).unwrap();
-        let r2 = runner::run(&again, &rt, &probe, &opts, &|_| {}).unwrap();
-        let still: Vec<String> = r2
-            .cases
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| format!("{}: {}", c.id, c.message))
-            .collect();
-        assert!(still.is_empty(), "failed in the sandbox twice: {still:#?}");
-    }
+    let by_design = |id: &str| BY_DESIGN.iter().any(|(c, _)| *c == id);
+    let (r, still) = runner::run_confirming_failures(&all, &rt, &probe, &opts, &by_design).unwrap();
+    assert_eq!(r.cases.len(), all.len());
+    assert!(still.is_empty(), "failed in the sandbox twice: {still:#?}");
 }
