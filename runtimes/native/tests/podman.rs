@@ -1,5 +1,6 @@
-//! A real client drives the native runtime: podman runs an image made from
-//! the probe, with output and exit codes passed through.
+//! A real client drives the bundled runtimes: podman runs an image made
+//! from the probe with `--runtime native`, and with `--runtime sandboxed`
+//! (built beside it by the workspace), output and exit codes passed through.
 //!
 //! The rlimits are pinned because this machine's root lacks
 //! CAP_SYS_RESOURCE, and podman's defaults raise hard limits (runc fails
@@ -44,7 +45,24 @@ fn podman_runs_containers_with_native() {
     let image = format!("localhost/native-test-probe:{}", std::process::id());
     let (code, _, err) = podman(&["import", "-q", tar.to_str().unwrap(), &image]);
     assert_eq!(code, 0, "podman import: {err}");
-    let rt = env!("CARGO_BIN_EXE_native");
+    let native = Path::new(env!("CARGO_BIN_EXE_native"));
+    let sandboxed = native.with_file_name("sandboxed");
+    let mut runtimes = vec![native.to_path_buf()];
+    if sandboxed.exists() {
+        runtimes.push(sandboxed);
+    }
+    let mut failures = Vec::new();
+    for rt in &runtimes {
+        let rt = rt.to_str().unwrap();
+        if let Err(e) = run_with(rt, &image) {
+            failures.push(format!("{rt}: {e}"));
+        }
+    }
+    let _ = podman(&["rmi", "-f", &image]);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn run_with(rt: &str, image: &str) -> Result<(), String> {
     let run = |args: &[&str]| {
         let mut v = vec![
             "--runtime",
@@ -55,15 +73,18 @@ fn podman_runs_containers_with_native() {
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1024:1024",
-            &image,
+            image,
         ];
         v.extend_from_slice(args);
         podman(&v)
     };
     let (code, out, err) = run(&["/probe", "echo", "hello", "from", "podman"]);
     let (code7, _, err7) = run(&["/probe", "exit", "7"]);
-    let _ = podman(&["rmi", "-f", &image]);
-    assert_eq!(code, 0, "podman run: {err}");
-    assert_eq!(out.trim(), "hello from podman");
-    assert_eq!(code7, 7, "exit status passed through: {err7}");
+    if code != 0 || out.trim() != "hello from podman" {
+        return Err(format!("podman run: exit {code}, output {out:?}: {err}"));
+    }
+    if code7 != 7 {
+        return Err(format!("exit status not passed through: {code7}: {err7}"));
+    }
+    Ok(())
 }
