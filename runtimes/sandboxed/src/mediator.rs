@@ -525,9 +525,11 @@ impl PolicyMediator {
             .map(|r| r.fd)
             .map_err(|e| Answer::Errno(e.errno()))
         };
-        let umask = caller_umask(n.pid).unwrap_or(0o022);
         let op: Box<dyn Fn() -> Result<i64, Answer>> = match name {
             "mkdir" | "mkdirat" => {
+                // Read only for what creates: a /proc read costs as much as
+                // the rest of a mediated stat.
+                let umask = caller_umask(n.pid).unwrap_or(0o022);
                 let mode = (if name == "mkdir" { a[1] } else { a[2] }) as u32 & 0o7777 & !umask;
                 Box::new(move || {
                     let (dir, last) = parent(0)?;
