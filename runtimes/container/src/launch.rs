@@ -123,31 +123,6 @@ fn seqpacket_pair() -> Result<(UnixStream, UnixStream)> {
     Ok(unsafe { (UnixStream::from_raw_fd(fds[0]), UnixStream::from_raw_fd(fds[1])) })
 }
 
-fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
 /// The state a hook sees on stdin.
 fn hook_state(id: &str, status: Status, pid: i32, bundle: &Path, spec: &Spec) -> serde_json::Value {
     serde_json::json!({
@@ -354,7 +329,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
         pid_start: state::start_time(pid).ok_or_else(|| Error::Init("exited before it was started".into()))?,
         bundle: bundle.clone(),
         rootfs: rootfs_path(&spec, &bundle),
-        created: now_rfc3339(),
+        created: crate::time::now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         cgroup_paths: cgroup_dirs(&cg),
         cgroups_path: cg_path.clone(),
@@ -919,7 +894,7 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let t = now_rfc3339();
+        let t = crate::time::now_rfc3339();
         assert!(t.ends_with('Z') && t.len() == 30, "{t}");
     }
 }

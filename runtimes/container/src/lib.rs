@@ -12,6 +12,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod state;
 pub mod syscall;
+pub mod time;
 pub mod unix;
 
 /// The runtime-spec version this library implements.
