@@ -1,8 +1,9 @@
 //! Passing file descriptors over unix sockets (SCM_RIGHTS): the pty master
-//! to a console socket, the seccomp notify fd to a listener.
+//! to a console socket, the seccomp notify fd to a listener, and receiving
+//! it there (the sandbox's supervisor).
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// Sends `data` with `fd` attached, in one sendmsg.
@@ -11,4 +12,57 @@ pub fn send_fd(sock: &UnixStream, data: &[u8], fd: BorrowedFd<'_>) -> io::Result
     use std::os::fd::AsFd;
     let sent = crate::seccomp::send_with_fd(sock.as_fd(), data, fd)?;
     (&*sock).write_all(&data[sent..])
+}
+
+/// One recvmsg: the bytes and the fds that came with them (as owned fds,
+/// close-on-exec).
+pub fn recv_with_fds(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut data = vec![0u8; 64 * 1024];
+    // Room for 16 descriptors, aligned like a cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data, all zeroes is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let n = loop {
+        // SAFETY: `msg` points at `iov` (over `data`) and `control`, both
+        // writable for the stated lengths and alive across the call.
+        let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    data.truncate(n);
+    let mut fds = Vec::new();
+    // SAFETY: the CMSG_* walk stays inside the control buffer the kernel
+    // filled (bounded by msg_controllen); each SCM_RIGHTS payload is an array
+    // of new descriptors installed in this process for us alone, so each is
+    // wrapped in an OwnedFd exactly once.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let payload = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let p = libc::CMSG_DATA(c) as *const libc::c_int;
+                for i in 0..payload / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("control data truncated (more than 16 fds sent)"));
+    }
+    Ok((data, fds))
 }
