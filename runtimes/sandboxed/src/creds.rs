@@ -38,16 +38,15 @@ pub fn parse_status(status: &str, own_userns: bool) -> Option<Creds> {
     })
 }
 
-/// The credentials of thread `pid`.
-pub fn of(pid: i32) -> io::Result<Creds> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+/// The credentials of thread `pid`, from its `/proc/PID/status` text.
+pub fn of_status(pid: i32, status: &str) -> io::Result<Creds> {
     static MINE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     let mine = MINE
         .get_or_init(|| std::fs::read_link("/proc/self/ns/user").ok())
         .clone()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user"))?;
-    parse_status(&status, mine != theirs).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    parse_status(status, mine != theirs).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 #[repr(C)]

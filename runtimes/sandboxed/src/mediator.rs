@@ -22,6 +22,44 @@ use crate::policy::{self, Decision, FileType, Policy, Request, Syscall};
 use crate::resolve::{self, Base, Root};
 use crate::supervisor::{Answer, ContainerMemory, Mediator, Notification};
 
+/// The calling thread as the supervisor reads it, once per notification:
+/// its `/proc/PID/status` holds its ids in its pid namespace, its
+/// credentials and its umask, which several steps of one call need.
+struct Caller {
+    pid: i32,
+    status: std::sync::OnceLock<Option<String>>,
+}
+
+impl Caller {
+    fn new(pid: i32) -> Caller {
+        Caller {
+            pid,
+            status: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn status(&self) -> Option<&str> {
+        self.status
+            .get_or_init(|| std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok())
+            .as_deref()
+    }
+
+    fn ns_ids(&self) -> Option<(u32, u32)> {
+        ns_ids(self.status()?)
+    }
+
+    fn umask(&self) -> Option<u32> {
+        umask(self.status()?)
+    }
+
+    fn creds(&self) -> std::io::Result<crate::creds::Creds> {
+        let status = self
+            .status()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        crate::creds::of_status(self.pid, status)
+    }
+}
+
 pub struct PolicyMediator {
     pub policy: Policy,
     pub root: Root,
@@ -105,8 +143,7 @@ pub fn path_args(name: &str, a: &[u64; 6]) -> Vec<PathArg> {
 
 /// The caller's thread-group and thread ids in its own pid namespace (the
 /// last fields of `NStgid` and `NSpid`), for `/proc/self`.
-fn ns_ids(pid: i32) -> Option<(u32, u32)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+fn ns_ids(status: &str) -> Option<(u32, u32)> {
     let last = |key: &str| -> Option<u32> {
         status
             .lines()
@@ -214,10 +251,9 @@ fn fd_inside_root(pid: i32, fd: i32) -> bool {
     target.starts_with(&root)
 }
 
-/// The caller's umask, which the kernel would apply to what it creates
-/// (the supervisor's own is 0).
-fn caller_umask(pid: i32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// The umask in a `/proc/PID/status`, which the kernel would apply to what
+/// the caller creates (the supervisor's own is 0).
+fn umask(status: &str) -> Option<u32> {
     let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
     u32::from_str_radix(v.trim(), 8).ok()
 }
@@ -261,7 +297,14 @@ impl PolicyMediator {
     }
 
     /// Reads and resolves one path argument; `Err` is the answer to give.
-    fn target(&self, n: &Notification, mem: &dyn ContainerMemory, p: PathArg, name: &str) -> Result<Target, Answer> {
+    fn target(
+        &self,
+        n: &Notification,
+        c: &Caller,
+        mem: &dyn ContainerMemory,
+        p: PathArg,
+        name: &str,
+    ) -> Result<Target, Answer> {
         let raw = mem.read_path(p.addr).map_err(|e| Answer::Errno(e.errno()))?;
         let bytes = raw.as_bytes();
         // Only a relative path needs to know where it starts.
@@ -288,7 +331,7 @@ impl PolicyMediator {
                 });
             }
         };
-        let ids = ns_ids(n.pid);
+        let ids = c.ns_ids();
         let mounts = self.pseudo.get_or_init(|| pseudo_mounts(n.pid));
         let rel = match ids {
             Some((tgid, tid)) => rewrite_self(&rel, mounts, tgid, tid),
@@ -361,7 +404,7 @@ impl PolicyMediator {
         }
     }
 
-    fn open(&self, n: &Notification, mem: &dyn ContainerMemory, name: &str) -> Answer {
+    fn open(&self, n: &Notification, c: &Caller, mem: &dyn ContainerMemory, name: &str) -> Answer {
         let a = &n.args;
         let (p, flags, mode) = match name {
             "open" => (arg(None, a[0], false), a[1] as i32, a[2] as u32),
@@ -391,7 +434,7 @@ impl PolicyMediator {
             nofollow: flags & libc::O_NOFOLLOW != 0,
             ..p
         };
-        let t = match self.target(n, mem, p, name) {
+        let t = match self.target(n, c, mem, p, name) {
             Ok(t) => t,
             Err(answer) => return answer,
         };
@@ -421,13 +464,13 @@ impl PolicyMediator {
         if !mem.is_live() {
             return Answer::Errno(libc::EINTR);
         }
-        let creds = match crate::creds::of(n.pid) {
+        let creds = match c.creds() {
             Ok(c) => c,
             Err(_) => return Answer::Errno(libc::EINTR),
         };
         // The kernel would apply the caller's umask to a file it creates.
         let mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
-            mode & !caller_umask(n.pid).unwrap_or(0o022)
+            mode & !c.umask().unwrap_or(0o022)
         } else {
             mode
         };
@@ -448,7 +491,7 @@ impl PolicyMediator {
         }
     }
 
-    fn paths(&self, n: &Notification, mem: &dyn ContainerMemory, name: &str) -> Answer {
+    fn paths(&self, n: &Notification, c: &Caller, mem: &dyn ContainerMemory, name: &str) -> Answer {
         let a = &n.args;
         // fstat and friends: an empty path with AT_EMPTY_PATH names an fd
         // the caller already holds.
@@ -469,7 +512,7 @@ impl PolicyMediator {
         };
         let mut targets = Vec::new();
         for p in path_args(name, a) {
-            match self.target(n, mem, p, name) {
+            match self.target(n, c, mem, p, name) {
                 Ok(t) => {
                     req.file_type = req.file_type.or(t.file_type);
                     req.paths.push(t.path.clone());
@@ -488,7 +531,7 @@ impl PolicyMediator {
         if targets.iter().any(|(_, t)| t.pseudo) {
             return Answer::Continue;
         }
-        self.perform(n, mem, name, &targets)
+        self.perform(n, c, mem, name, &targets)
     }
 
     /// Performs an allowed call that changes the file system, on the paths
@@ -498,6 +541,7 @@ impl PolicyMediator {
     fn perform(
         &self,
         n: &Notification,
+        c: &Caller,
         mem: &dyn ContainerMemory,
         name: &str,
         targets: &[(PathArg, Target)],
@@ -529,7 +573,7 @@ impl PolicyMediator {
             "mkdir" | "mkdirat" => {
                 // Read only for what creates: a /proc read costs as much as
                 // the rest of a mediated stat.
-                let umask = caller_umask(n.pid).unwrap_or(0o022);
+                let umask = c.umask().unwrap_or(0o022);
                 let mode = (if name == "mkdir" { a[1] } else { a[2] }) as u32 & 0o7777 & !umask;
                 Box::new(move || {
                     let (dir, last) = parent(0)?;
@@ -618,7 +662,7 @@ impl PolicyMediator {
             }
             _ => return Answer::Continue,
         };
-        let creds = match crate::creds::of(n.pid) {
+        let creds = match c.creds() {
             Ok(c) => c,
             Err(_) => return Answer::Errno(libc::EINTR),
         };
@@ -647,16 +691,17 @@ impl Mediator for PolicyMediator {
             return Answer::Errno(libc::ENOSYS);
         };
         let a = &n.args;
+        let c = Caller::new(n.pid);
         let mut req = Request {
             syscall: name,
             ..Request::default()
         };
         match policy::class_of(name) {
-            Some(Syscall::Open) => return self.open(n, mem, name),
-            Some(c) if takes_paths(c) => return self.paths(n, mem, name),
+            Some(Syscall::Open) => return self.open(n, &c, mem, name),
+            Some(class) if takes_paths(class) => return self.paths(n, &c, mem, name),
             Some(Syscall::Mount) => {
                 for p in path_args(name, a) {
-                    if let Ok(t) = self.target(n, mem, p, name) {
+                    if let Ok(t) = self.target(n, &c, mem, p, name) {
                         req.paths.push(t.path);
                     }
                 }
@@ -757,7 +802,7 @@ mod tests {
 
     #[test]
     fn namespace_ids_of_this_process() {
-        let (tgid, tid) = ns_ids(std::process::id() as i32).unwrap();
+        let (tgid, tid) = Caller::new(std::process::id() as i32).ns_ids().unwrap();
         assert_eq!(tgid, std::process::id());
         assert!(tid > 0);
     }
