@@ -153,7 +153,54 @@ pub struct BenchResults {
     pub interrupted: bool,
 }
 
+/// The harness's own cost, as the results show it: what every rendering
+/// reports beside the figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HarnessCost {
+    /// Each runtime's median harness time per operation (ns), in order.
+    pub per_runtime: Vec<(String, f64)>,
+    /// The largest of those.
+    pub worst: f64,
+    /// The fastest lifecycle figure (runtime, metric id, median, unit): what
+    /// the harness's own time must stay small against.
+    pub fastest: Option<(String, String, f64, Unit)>,
+    /// The median cost of spawning a static no-op on the host (ns).
+    pub spawn: Option<f64>,
+}
+
 impl BenchResults {
+    /// The harness's own cost; `None` when the run measured none of it.
+    pub fn harness_cost(&self) -> Option<HarnessCost> {
+        let per_runtime: Vec<(String, f64)> = self
+            .runtimes
+            .iter()
+            .filter_map(|r| {
+                let m = self.metric("harness.overhead", &r.name)?.summary.as_ref()?.median;
+                Some((r.name.clone(), m))
+            })
+            .collect();
+        let spawn = self
+            .metric("harness.spawn", HOST)
+            .and_then(|m| m.summary.as_ref())
+            .map(|s| s.median);
+        if per_runtime.is_empty() && spawn.is_none() {
+            return None;
+        }
+        let fastest = self
+            .metrics
+            .iter()
+            .filter(|m| m.phase == Phase::Lifecycle)
+            .filter_map(|m| Some((m, m.summary.as_ref()?.median)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(m, v)| (m.runtime.clone(), m.id.clone(), v, m.unit));
+        Some(HarnessCost {
+            worst: per_runtime.iter().map(|x| x.1).fold(0.0, f64::max),
+            per_runtime,
+            fastest,
+            spawn,
+        })
+    }
+
     /// Recomputes every summary and ratio from the raw samples: lifecycle,
     /// density and harness figures against the first runtime's, overhead
     /// figures against the host's.
@@ -289,6 +336,23 @@ mod tests {
         let lone = r.metric("lifecycle.start", "b").unwrap();
         assert!(lone.ratio.is_none() && lone.summary.is_some());
         assert_eq!(r.ids(Phase::Lifecycle), vec!["lifecycle.create", "lifecycle.start"]);
+    }
+
+    #[test]
+    fn the_harness_cost_against_the_fastest_figure() {
+        let mut r = results(vec![
+            metric("lifecycle.state", Phase::Lifecycle, "a", vec![1000.0]),
+            metric("lifecycle.state", Phase::Lifecycle, "b", vec![4000.0]),
+            metric("harness.overhead", Phase::Harness, "a", vec![30.0]),
+            metric("harness.overhead", Phase::Harness, "b", vec![50.0]),
+        ]);
+        assert!(results(vec![]).harness_cost().is_none());
+        r.finalize();
+        let c = r.harness_cost().unwrap();
+        assert_eq!(c.per_runtime, vec![("a".to_string(), 30.0), ("b".to_string(), 50.0)]);
+        assert_eq!(c.worst, 50.0);
+        assert_eq!(c.fastest, Some(("a".into(), "lifecycle.state".into(), 1000.0, Unit::Ns)));
+        assert_eq!(c.spawn, None);
     }
 
     #[test]

@@ -277,42 +277,29 @@ fn overhead(s: &mut String, r: &BenchResults) {
 }
 
 fn harness_cost(s: &mut String, r: &BenchResults) {
-    let per_op: Vec<(&str, f64)> = runtime_names(r)
-        .into_iter()
-        .filter_map(|n| Some((n, r.metric("harness.overhead", n)?.summary.as_ref()?.median)))
-        .collect();
-    if per_op.is_empty() {
+    let Some(c) = r.harness_cost() else { return };
+    if c.per_runtime.is_empty() {
         return;
     }
-    // The fastest runtime's fastest operation: the figure the harness's own
-    // time must stay small against.
-    let fastest = r
-        .metrics
-        .iter()
-        .filter(|m| m.phase == Phase::Lifecycle)
-        .filter_map(|m| Some((m, m.summary.as_ref()?.median)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let worst = per_op.iter().map(|x| x.1).fold(0.0, f64::max);
     let _ = write!(
         s,
         "\nharness: {} per operation between runtime invocations (worst runtime's median)",
-        value(worst, Unit::Ns)
+        value(c.worst, Unit::Ns)
     );
-    if let Some((m, v)) = fastest {
+    if let Some((runtime, id, v, unit)) = &c.fastest {
         let _ = write!(
             s,
-            ", {:.1}% of the fastest figure ({} {} {})",
-            100.0 * worst / v,
-            m.runtime,
-            m.id.trim_start_matches("lifecycle."),
-            value(v, m.unit)
+            ", {:.1}% of the fastest figure ({runtime} {} {})",
+            100.0 * c.worst / v,
+            id.trim_start_matches("lifecycle."),
+            value(*v, *unit)
         );
     }
-    if let Some(x) = r.metric("harness.spawn", HOST).and_then(|m| m.summary.as_ref()) {
+    if let Some(spawn) = c.spawn {
         let _ = write!(
             s,
             "; spawning a static no-op costs {} (part of every figure)",
-            value(x.median, Unit::Ns)
+            value(spawn, Unit::Ns)
         );
     }
     let _ = writeln!(s);

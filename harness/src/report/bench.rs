@@ -346,50 +346,36 @@ fn overhead(n: usize, b: &BenchResults) -> Vec<Block> {
 /// The harness's own time per operation against the fastest figure it is
 /// part of, and the cost of spawning a process at all.
 fn harness_cost(b: &BenchResults) -> Vec<Block> {
-    let per_op: Vec<(&str, f64)> = names(b)
-        .into_iter()
-        .filter_map(|n| Some((n, b.metric("harness.overhead", n)?.summary.as_ref()?.median)))
-        .collect();
-    let spawn = b.metric("harness.spawn", HOST).and_then(|m| m.summary.as_ref());
-    if per_op.is_empty() && spawn.is_none() {
-        return vec![];
-    }
+    let Some(c) = b.harness_cost() else { return vec![] };
     let mut s = String::new();
-    if !per_op.is_empty() {
-        let worst = per_op.iter().map(|x| x.1).fold(0.0, f64::max);
-        let each: Vec<String> = per_op
+    if !c.per_runtime.is_empty() {
+        let each: Vec<String> = c
+            .per_runtime
             .iter()
             .map(|(n, v)| format!("{n} {}", value(*v, Unit::Ns)))
             .collect();
         s.push_str(&format!(
             "The harness spends {} per operation between runtime invocations (worst runtime's median; {})",
-            value(worst, Unit::Ns),
+            value(c.worst, Unit::Ns),
             each.join(", ")
         ));
-        let fastest = b
-            .metrics
-            .iter()
-            .filter(|m| m.phase == Phase::Lifecycle)
-            .filter_map(|m| Some((m, m.summary.as_ref()?.median)))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((m, v)) = fastest {
+        if let Some((runtime, id, v, unit)) = &c.fastest {
             s.push_str(&format!(
-                ", {:.1}% of the fastest figure ({} {} {})",
-                100.0 * worst / v,
-                m.runtime,
-                m.id.trim_start_matches("lifecycle."),
-                value(v, m.unit)
+                ", {:.1}% of the fastest figure ({runtime} {} {})",
+                100.0 * c.worst / v,
+                id.trim_start_matches("lifecycle."),
+                value(*v, *unit)
             ));
         }
         s.push('.');
     }
-    if let Some(x) = spawn {
+    if let Some(spawn) = c.spawn {
         if !s.is_empty() {
             s.push(' ');
         }
         s.push_str(&format!(
             "Spawning a static no-op on the host costs {} (part of every figure).",
-            value(x.median, Unit::Ns)
+            value(spawn, Unit::Ns)
         ));
     }
     vec![Block::heading(3, "Harness overhead"), Block::para(s)]
