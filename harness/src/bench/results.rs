@@ -351,7 +351,10 @@ mod tests {
         let c = r.harness_cost().unwrap();
         assert_eq!(c.per_runtime, vec![("a".to_string(), 30.0), ("b".to_string(), 50.0)]);
         assert_eq!(c.worst, 50.0);
-        assert_eq!(c.fastest, Some(("a".into(), "lifecycle.state".into(), 1000.0, Unit::Ns)));
+        assert_eq!(
+            c.fastest,
+            Some(("a".into(), "lifecycle.state".into(), 1000.0, Unit::Ns))
+        );
         assert_eq!(c.spawn, None);
     }
 

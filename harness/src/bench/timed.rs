@@ -261,13 +261,7 @@ pub fn verb(driver: &Driver, verb: &str, args: &[OsString], stdout: Stdout, stde
         stderr_file,
         driver.runtime.timeout,
     )
-    .map_err(|e| match e {
-        Error::Timeout { secs, .. } => Error::Timeout {
-            verb: verb.to_string(),
-            secs,
-        },
-        other => other,
-    })
+    .map_err(|e| e.in_verb(verb))
 }
 
 #[cfg(test)]

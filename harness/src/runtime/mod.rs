@@ -31,6 +31,20 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// The error with a timeout charged to `verb`, as the caller names it
+    /// (the spawner guesses it from the argument vector).
+    pub fn in_verb(self, verb: &str) -> Error {
+        match self {
+            Error::Timeout { secs, .. } => Error::Timeout {
+                verb: verb.to_string(),
+                secs,
+            },
+            other => other,
+        }
+    }
+}
+
 /// A runtime binary and the global flags it always gets.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -148,13 +162,7 @@ impl Driver {
     pub fn exec(&self, verb: &str, args: &[&OsStr]) -> Result<Output> {
         let args: Vec<OsString> = args.iter().map(|a| a.to_os_string()).collect();
         let argv = self.argv(verb, &args);
-        self.exec_input(&argv, None).map_err(|e| match e {
-            Error::Timeout { secs, .. } => Error::Timeout {
-                verb: verb.to_string(),
-                secs,
-            },
-            other => other,
-        })
+        self.exec_input(&argv, None).map_err(|e| e.in_verb(verb))
     }
 
     fn exec_input(&self, argv: &[OsString], input: Option<&[u8]>) -> Result<Output> {
@@ -201,13 +209,7 @@ impl Driver {
             opts.stdin.clone(),
             self.runtime.timeout,
         )
-        .map_err(|e| match e {
-            Error::Timeout { secs, .. } => Error::Timeout {
-                verb: verb.to_string(),
-                secs,
-            },
-            other => other,
-        })
+        .map_err(|e| e.in_verb(verb))
     }
 
     pub fn start(&self, id: &str) -> Result<Output> {
