@@ -139,41 +139,10 @@ fn lifecycle(c: &mut Criterion) {
         &probe,
     );
 
-    let mut g = c.benchmark_group("run");
-    // A container start takes milliseconds: a fixed count per sample, and
-    // few samples, keep the whole bench to a couple of minutes.
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for cn in cs.iter_mut() {
-        let name = cn.name.clone();
-        g.bench_function(name.as_str(), |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| cn.run().unwrap_or_else(|e| panic!("{e}")).wall)
-                    .sum()
-            })
-        });
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("create_start_delete");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for cn in cs.iter_mut() {
-        let name = cn.name.clone();
-        g.bench_function(name.as_str(), |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| cn.cycle().unwrap_or_else(|e| panic!("{e}")).runtime)
-                    .sum()
-            })
-        });
-    }
-    g.finish();
+    timed_group(c, "run", &mut cs, |cn| cn.run().unwrap_or_else(|e| panic!("{e}")).wall);
+    timed_group(c, "create_start_delete", &mut cs, |cn| {
+        cn.cycle().unwrap_or_else(|e| panic!("{e}")).runtime
+    });
 
     for cn in &cs {
         for leak in cn.sweep() {
@@ -184,3 +153,19 @@ fn lifecycle(c: &mut Criterion) {
 
 criterion_group!(benches, lifecycle);
 criterion_main!(benches);
+
+/// One criterion group timing `op` for each contender. A container start
+/// takes milliseconds: a fixed count per sample, and few samples, keep the
+/// whole bench to a couple of minutes.
+fn timed_group(c: &mut Criterion, name: &str, cs: &mut [Contender], op: fn(&mut Contender) -> Duration) {
+    let mut g = c.benchmark_group(name);
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for cn in cs.iter_mut() {
+        let id = cn.name.clone();
+        g.bench_function(id.as_str(), |b| b.iter_custom(|iters| (0..iters).map(|_| op(cn)).sum()));
+    }
+    g.finish();
+}
