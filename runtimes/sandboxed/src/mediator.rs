@@ -172,24 +172,15 @@ fn pseudo_mounts(pid: i32) -> Vec<(PathBuf, bool)> {
         .collect()
 }
 
-/// `rel` with a `self` or `thread-self` right below a procfs mount point
+/// `rel` with a `self` or `thread-self` right below any procfs mount point
 /// replaced by the caller's ids in its pid namespace.
 fn rewrite_self(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32, tid: u32) -> PathBuf {
-    for (m, is_proc) in mounts {
-        if !is_proc {
-            continue;
-        }
-        let Ok(rest) = rel.strip_prefix(m) else { continue };
-        let mut comps = rest.components();
-        let first = comps.next().map(|c| c.as_os_str().to_owned());
-        let id = match first.as_deref().and_then(|f| f.to_str()) {
-            Some("self") => tgid.to_string(),
-            Some("thread-self") => format!("{tgid}/task/{tid}"),
-            _ => continue,
-        };
-        return m.join(id).join(comps.as_path());
-    }
-    rel.to_path_buf()
+    mounts
+        .iter()
+        .filter(|(_, is_proc)| *is_proc)
+        .map(|(m, _)| resolve::rewrite_proc_self(rel, m, tgid, tid))
+        .find(|r| r != rel)
+        .unwrap_or_else(|| rel.to_path_buf())
 }
 
 /// Whether `rel` goes through another process's root, cwd, exe or fds in a

@@ -219,36 +219,35 @@ pub fn relative_path(root: &Root, base: Base<'_>, path: &[u8]) -> Result<PathBuf
     })
 }
 
-/// Rewrite a leading `proc/self` / `proc/thread-self` of a root-relative
-/// path to the calling thread's ids in the container's pid namespace
-/// (`tgid`, `tid`: the last field of `NSpid`/`NStgid` in
-/// `/proc/PID/status`). The kernel resolves procfs's `self` for whoever
-/// looks it up, and the supervisor has no pid in the container's namespace:
-/// left alone, `/proc/self/...` is ENOENT for the supervisor (measured on
-/// 6.18). Only the literal prefix is rewritten; a symlink into /proc/self
-/// (`/etc/mtab`) still resolves for the supervisor and fails that way.
-pub fn rewrite_proc_self(rel: &Path, tgid: u32, tid: u32) -> PathBuf {
-    let mut comps = rel.components();
-    let mut out = PathBuf::new();
-    match (comps.next(), comps.next()) {
-        (Some(Component::Normal(p)), Some(Component::Normal(s))) if p == "proc" => {
-            out.push("proc");
-            if s == "self" {
-                out.push(tgid.to_string());
-            } else if s == "thread-self" {
-                out.push(format!("{tgid}/task/{tid}"));
-            } else {
-                return rel.to_owned();
-            }
-        }
+/// Rewrite a leading `MOUNT/self` / `MOUNT/thread-self` of a root-relative
+/// path, where `mount` is a procfs mount point (`proc`), to the calling
+/// thread's ids in the container's pid namespace (`tgid`, `tid`: the last
+/// field of `NStgid`/`NSpid` in `/proc/PID/status`). The kernel resolves
+/// procfs's `self` for whoever looks it up, and the supervisor has no pid in
+/// the container's namespace: left alone, `/proc/self/...` is ENOENT for the
+/// supervisor (measured on 6.18). Only the literal prefix is rewritten; a
+/// symlink into /proc/self (`/etc/mtab`) still resolves for the supervisor
+/// and fails that way.
+pub fn rewrite_proc_self(rel: &Path, mount: &Path, tgid: u32, tid: u32) -> PathBuf {
+    let Ok(below) = rel.strip_prefix(mount) else {
+        return rel.to_owned();
+    };
+    let mut comps = below.components();
+    let mut out = mount.to_path_buf();
+    match comps.next() {
+        Some(Component::Normal(s)) if s == "self" => out.push(tgid.to_string()),
+        Some(Component::Normal(s)) if s == "thread-self" => out.push(format!("{tgid}/task/{tid}")),
         _ => return rel.to_owned(),
     }
     let rest = comps.as_path();
-    if rest.as_os_str().is_empty() && rel.as_os_str().as_bytes().ends_with(b"/") {
-        // Keep a trailing slash: it asks for a directory.
-        let mut bytes = out.into_os_string().into_vec();
-        bytes.push(b'/');
-        return PathBuf::from(OsString::from_vec(bytes));
+    if rest.as_os_str().is_empty() {
+        if rel.as_os_str().as_bytes().ends_with(b"/") {
+            // Keep a trailing slash: it asks for a directory.
+            let mut bytes = out.into_os_string().into_vec();
+            bytes.push(b'/');
+            return PathBuf::from(OsString::from_vec(bytes));
+        }
+        return out;
     }
     out.join(rest)
 }
@@ -600,11 +599,18 @@ mod tests {
 
     #[test]
     fn proc_self_rewritten_to_the_callers_ids() {
-        let r = |p: &str| rewrite_proc_self(Path::new(p), 7, 9);
+        let r = |p: &str| rewrite_proc_self(Path::new(p), Path::new("proc"), 7, 9);
         assert_eq!(r("proc/self/status"), Path::new("proc/7/status"));
         assert_eq!(r("proc/self"), Path::new("proc/7"));
         assert_eq!(r("proc/thread-self/comm"), Path::new("proc/7/task/9/comm"));
         assert_eq!(r("proc/self/"), Path::new("proc/7/"));
+        // Path equality ignores a trailing slash; the bytes do not.
+        assert_eq!(r("proc/self").as_os_str(), "proc/7");
+        assert_eq!(r("proc/self/").as_os_str(), "proc/7/");
+        assert_eq!(
+            rewrite_proc_self(Path::new("extra-proc/self/status"), Path::new("extra-proc"), 7, 9),
+            Path::new("extra-proc/7/status")
+        );
         assert_eq!(r("proc/selfish"), Path::new("proc/selfish"));
         assert_eq!(r("proc/1/status"), Path::new("proc/1/status"));
         assert_eq!(r("etc/self"), Path::new("etc/self"));
