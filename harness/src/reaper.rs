@@ -7,7 +7,7 @@
 //! owners; they are registered here so the reaper never steals them.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,27 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     let child = cmd.spawn()?;
     owned.get_or_insert_with(HashSet::new).insert(child.id());
     Ok(child)
+}
+
+/// `cmd.output()` (stdin from /dev/null, stdout and stderr collected), with
+/// the child kept from the reaper until it has been waited for: a plain
+/// `Command::output` races the reaping thread, which may take the exit
+/// status first (the wait then fails with ECHILD).
+pub fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = spawn(cmd)?;
+    let pid = child.id();
+    let out = child.wait_with_output();
+    release(pid);
+    out
+}
+
+/// `cmd.status()` (stdio inherited), kept from the reaper as [`output`] is.
+pub fn status(cmd: &mut Command) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = spawn(cmd)?;
+    let st = child.wait();
+    release(child.id());
+    st
 }
 
 /// Called once the owner has waited for `pid`.

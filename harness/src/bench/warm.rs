@@ -49,18 +49,20 @@ impl CgroupWarmer {
         let Some(dir) = &self.dir else {
             return;
         };
-        let child = Command::new(&self.probe)
-            .args(["sleep", "10"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let child = crate::reaper::spawn(
+            Command::new(&self.probe)
+                .args(["sleep", "10"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let Ok(mut child) = child else {
             return;
         };
         let _ = std::fs::write(dir.join("cgroup.procs"), child.id().to_string());
         let _ = child.kill();
         let _ = child.wait();
+        crate::reaper::release(child.id());
     }
 }
 

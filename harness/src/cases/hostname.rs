@@ -150,14 +150,12 @@ fn joined_uts_namespace(ctx: &mut Ctx) -> CaseResult {
     check_eq("config.hostname", "hostname", "conform-joined", r.hostname.as_str())?;
     // From the host: the name was set in the namespace at the path, so the
     // holder now carries it.
-    let out = Command::new("nsenter")
-        .args([
-            "--uts=".to_string() + &path,
-            "cat".into(),
-            "/proc/sys/kernel/hostname".into(),
-        ])
-        .output()
-        .map_err(|e| fail("harness", "to run nsenter", e))?;
+    let out = crate::reaper::output(Command::new("nsenter").args([
+        "--uts=".to_string() + &path,
+        "cat".into(),
+        "/proc/sys/kernel/hostname".into(),
+    ]))
+    .map_err(|e| fail("harness", "to run nsenter", e))?;
     check(
         out.status.success(),
         "harness",

@@ -191,7 +191,7 @@ impl Drop for SharedMount {
         // other cases create namespaces in parallel: detach until none is
         // left there (bounded), so the sweep sees only what runtimes left.
         for _ in 0..8 {
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+            let _ = crate::reaper::status(Command::new("umount").arg("-l").arg(&self.path));
             if !crate::cleanup::mounts_below(&self.path).contains(&self.path) {
                 break;
             }
@@ -201,9 +201,8 @@ impl Drop for SharedMount {
 
 fn run_quiet(cmd: &mut Command) -> bool {
     cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .stderr(std::process::Stdio::null());
+    crate::reaper::status(cmd).is_ok_and(|s| s.success())
 }
 
 /// The `shared:N` peer group of the host mount at `path`.
@@ -299,11 +298,12 @@ fn propagation(ctx: &mut Ctx, mode: &str) -> Result<Observed, Verdict> {
     }
     // A mount event on the host, below the rootfs, after the container is
     // set up: a slave receives it, a private mount does not.
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "harness-event"])
-        .arg(&event)
-        .output()
-        .map_err(|e| fail("harness", "to run mount(8)", e))?;
+    let mounted = crate::reaper::output(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "harness-event"])
+            .arg(&event),
+    )
+    .map_err(|e| fail("harness", "to run mount(8)", e))?;
     if !mounted.status.success() {
         return Err(fail(
             "harness",
