@@ -57,19 +57,19 @@ impl Flavor for Native {
 pub struct Cli {
     /// Where container state lives (default: the runtime's own, e.g. /run/oci-native).
     #[arg(long, global = true)]
-    root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// Also write errors and warnings to this file.
     #[arg(long, global = true)]
-    log: Option<PathBuf>,
+    pub log: Option<PathBuf>,
     #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
-    log_format: log::Format,
+    pub log_format: log::Format,
     #[arg(long, global = true)]
-    debug: bool,
+    pub debug: bool,
     /// Use systemd to manage cgroups (unsupported without systemd).
     #[arg(long = "systemd-cgroup", global = true)]
-    systemd_cgroup: bool,
+    pub systemd_cgroup: bool,
     #[command(subcommand)]
-    command: commands::Command,
+    pub command: commands::Command,
 }
 
 /// Parses the command line as `flavor`'s binary and runs the verb; exits.

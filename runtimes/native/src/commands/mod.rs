@@ -1,19 +1,19 @@
 //! One module per verb; each parses nothing itself (clap did) and calls the
 //! library.
 
-mod create;
-mod delete;
-mod exec;
-mod features;
-mod kill;
-mod list;
-mod pause;
-mod ps;
-mod run;
-mod spec;
-mod start;
-mod state;
-mod update;
+pub mod create;
+pub mod delete;
+pub mod exec;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod update;
 
 use std::path::Path;
 
