@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::errno::io_error_name;
-use crate::{bench, collect, hook, procfs, signals, sys, syscall};
+use crate::{bench, collect, hook, procfs, race, signals, sys, syscall};
 
 pub const USAGE: &str = "usage: probe COMMAND [ARG...]
 commands:
@@ -21,6 +21,9 @@ commands:
   write PATH [CONTENT]     create or truncate PATH and write CONTENT (\"probe\")
   report [ITEM...]         print the JSON report; ITEM is a path or sysctl:KEY
   syscall NAME [ARG...]    make one raw syscall and print its result as JSON
+  race arg GOOD BAD SECRET N | race link LINK TARGET FILE SECRET N
+                           open a path N times while another thread changes
+                           what it names; count the opens that read SECRET
   signals                  print `ready`, then the name of each signal received
   hook LABEL FILE          record an OCI hook run as a JSON line in FILE
   hook-fail LABEL FILE     the same, then exit 1
@@ -90,6 +93,13 @@ pub fn run(args: &[String]) -> i32 {
                 let _ = writeln!(io::stderr(), "probe: {msg}");
                 1
             }
+        },
+        ("race", _) => match race::run(&rest) {
+            Ok(value) => {
+                print_line(&value.to_string());
+                0
+            }
+            Err(msg) => usage_error(&msg),
         },
         ("signals", []) => signals::run(),
         ("bench", _) => run_bench(&rest),

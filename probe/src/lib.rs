@@ -14,6 +14,7 @@ pub mod hook;
 pub mod parse;
 pub mod paths;
 pub mod procfs;
+pub mod race;
 pub mod report;
 pub mod signals;
 pub mod sys;
