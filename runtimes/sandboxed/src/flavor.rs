@@ -4,6 +4,7 @@
 //! container gets the mediation filter whose notifications go there.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -189,6 +190,7 @@ impl native::Flavor for Sandboxed {
                 "linux.seccomp.syscalls: SCMP_ACT_NOTIFY cannot be served in this sandbox: the container's one seccomp listener belongs to its supervisor"
             );
         }
+        refuse_host_directories(&opts.bundle, &spec, opts.preserve_fds)?;
         std::fs::create_dir_all(&store.root).with_context(|| format!("--root {}", store.root.display()))?;
         let socket = socket_path(store, &opts.id);
         let filter = mediation_filter(&crate::policy::mediated_syscalls(), &socket)?;
@@ -231,6 +233,41 @@ impl native::Flavor for Sandboxed {
         );
         doc
     }
+}
+
+/// Descriptors passed in (`--preserve-fds`, LISTEN_FDS: fds 3 on) must not
+/// be directories outside the container's root: from one the container could
+/// walk the host's tree (`openat(3, "..")`, `/proc/self/fd/3/..`), and the
+/// calls that continue in the kernel after the supervisor looked (stat,
+/// exec, pseudo-filesystem opens) re-read their path, so no check made in
+/// the supervisor could hold against a racing thread. Refused at the source.
+fn refuse_host_directories(bundle: &Path, spec: &oci_spec::runtime::Spec, count: u32) -> anyhow::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let rootfs = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| "rootfs".into());
+    let rootfs = bundle.join(rootfs);
+    let root = crate::resolve::open_path(&rootfs).with_context(|| format!("root.path {}", rootfs.display()))?;
+    for fd in 3..3 + count as i32 {
+        let Ok(f) = crate::resolve::open_path(Path::new(&format!("/proc/self/fd/{fd}"))) else {
+            continue;
+        };
+        let inside = crate::resolve::beneath(f.as_fd(), root.as_fd())
+            .with_context(|| format!("--preserve-fds: looking at fd {fd}"))?;
+        if !inside {
+            let what = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            anyhow::bail!(
+                "--preserve-fds: fd {fd} is the host directory {what}: from a directory the container could walk the host's tree, so the sandbox does not pass it in"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! container's mount namespace and root) lets it.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -225,21 +225,18 @@ fn own_fd_used_as_dir(rel: &Path, mounts: &[(PathBuf, bool)], tgid: u32) -> Opti
     })
 }
 
-/// Whether the caller's fd `fd` (`-1`: its cwd) is a file beneath the
-/// container's root, compared as host paths.
-fn fd_inside_root(pid: i32, fd: i32) -> bool {
+/// Whether the caller's fd `fd` (`-1`: its cwd) is beneath the container's
+/// root, by identity (see [`resolve::beneath`]); a descriptor that cannot be
+/// looked at is not.
+fn fd_inside_root(pid: i32, fd: i32, root: &Root) -> bool {
     let link = if fd < 0 {
         format!("/proc/{pid}/cwd")
     } else {
         format!("/proc/{pid}/fd/{fd}")
     };
-    let (Ok(target), Ok(root)) = (
-        std::fs::read_link(link),
-        std::fs::read_link(format!("/proc/{pid}/root")),
-    ) else {
-        return false;
-    };
-    target.starts_with(&root)
+    resolve::open_path(Path::new(&link))
+        .and_then(|f| resolve::beneath(f.as_fd(), root.fd.as_fd()))
+        .unwrap_or(false)
 }
 
 /// The umask in a `/proc/PID/status`, which the kernel would apply to what
@@ -341,7 +338,7 @@ impl PolicyMediator {
             if let Some(fd) = own_fd_used_as_dir(&rel, mounts, tgid) {
                 // A descriptor the container was handed (or leaked) may be a
                 // host directory: walking on from it must stay inside.
-                if !fd_inside_root(n.pid, fd) {
+                if !fd_inside_root(n.pid, fd, &self.root) {
                     let req = Request {
                         syscall: name,
                         paths: vec![Path::new("/").join(&rel)],
@@ -786,9 +783,16 @@ mod tests {
         assert_eq!(f("proc/7/fd/3"), None, "the fd itself: a reopen");
         assert_eq!(f("proc/7/cwd/x"), Some(-1));
         assert_eq!(f("proc/8/fd/3/x"), None);
-        // Our own cwd is beneath our root; a bad fd is not.
-        assert!(fd_inside_root(std::process::id() as i32, -1));
-        assert!(!fd_inside_root(std::process::id() as i32, 999_999));
+        // Our own cwd is beneath /; a bad fd is not; / is not beneath a
+        // directory in it.
+        let me = std::process::id() as i32;
+        let top = Root::open(Path::new("/")).unwrap();
+        assert!(fd_inside_root(me, -1, &top));
+        assert!(!fd_inside_root(me, 999_999, &top));
+        let t = tempfile::tempdir().unwrap();
+        let inner = Root::open(t.path()).unwrap();
+        let f = std::fs::File::open("/").unwrap();
+        assert!(!fd_inside_root(me, f.as_raw_fd(), &inner));
     }
 
     #[test]

@@ -646,3 +646,95 @@ mod tests {
         assert_eq!(e.errno(), libc::ENOTDIR);
     }
 }
+
+/// `(st_dev, st_ino)` of what `fd` refers to.
+fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64, bool)> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is a live descriptor borrowed for the call; st is writable.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.st_dev, st.st_ino, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+}
+
+/// Whether the directory `dir` is `root` or beneath it, by identity: `..`
+/// is walked up from `dir` (as the kernel walks it, across mounts) until
+/// `root` is met or the top is. Paths would not do: a descriptor from
+/// another mount namespace reads as a path of that namespace (a container's
+/// root reads `/`). What is not a directory cannot be walked from, and
+/// counts as beneath.
+pub fn beneath(dir: BorrowedFd<'_>, root: BorrowedFd<'_>) -> io::Result<bool> {
+    let (rdev, rino, _) = identity(root)?;
+    let (mut dev, mut ino, is_dir) = identity(dir)?;
+    if !is_dir {
+        return Ok(true);
+    }
+    let dotdot = c"..";
+    let mut cur: Option<OwnedFd> = None;
+    // Deeper than any real tree; a loop guard, not a limit anyone meets.
+    for _ in 0..4096 {
+        if (dev, ino) == (rdev, rino) {
+            return Ok(true);
+        }
+        let from = cur.as_ref().map_or(dir, |f| f.as_fd());
+        // SAFETY: `from` is a live directory descriptor and ".." a
+        // NUL-terminated string; the result is checked before it is owned.
+        let raw = unsafe {
+            libc::openat(
+                from.as_raw_fd(),
+                dotdot.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: raw was just returned by openat and nothing else owns it.
+        let parent = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (pdev, pino, _) = identity(parent.as_fd())?;
+        if (pdev, pino) == (dev, ino) {
+            return Ok(false);
+        }
+        (dev, ino) = (pdev, pino);
+        cur = Some(parent);
+    }
+    Ok(false)
+}
+
+/// Opens `path` as an `O_PATH` descriptor (following a final magic link:
+/// `/proc/PID/fd/N` gives the object the process holds).
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: c is NUL-terminated; the result is checked before it is owned.
+    let raw = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw was just returned by open and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+#[cfg(test)]
+mod beneath_tests {
+    use super::*;
+
+    #[test]
+    fn beneath_is_by_identity_and_stops_at_the_top() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("root/a/b")).unwrap();
+        std::fs::create_dir_all(t.path().join("outside")).unwrap();
+        let root = open_path(&t.path().join("root")).unwrap();
+        let inner = open_path(&t.path().join("root/a/b")).unwrap();
+        let outer = open_path(&t.path().join("outside")).unwrap();
+        let top = open_path(Path::new("/")).unwrap();
+        assert!(beneath(inner.as_fd(), root.as_fd()).unwrap());
+        assert!(beneath(root.as_fd(), root.as_fd()).unwrap());
+        assert!(!beneath(outer.as_fd(), root.as_fd()).unwrap());
+        assert!(!beneath(top.as_fd(), root.as_fd()).unwrap());
+        // A file cannot be walked from.
+        std::fs::write(t.path().join("outside/f"), "x").unwrap();
+        let file = open_path(&t.path().join("outside/f")).unwrap();
+        assert!(beneath(file.as_fd(), root.as_fd()).unwrap());
+    }
+}
