@@ -93,6 +93,18 @@ pub enum Need {
     /// The harness runs with CAP_SYS_RESOURCE (raising hard rlimits, lowering
     /// oom_score_adj below the parent's).
     CapSysResource,
+    /// Something a runtime may change by design, and declare so: the case
+    /// is skipped, with the runtime's reason, when its `features`
+    /// annotations hold `org.ociharness.by-design.<key>` (e.g. `host-pid`:
+    /// the state's pid is a host process standing for a container that runs
+    /// in a VM; `host-cgroup`: the container's cgroups are not the host's).
+    Unchanged(&'static str),
+}
+
+/// The `features` annotation with which a runtime declares `key` changed by
+/// design (see [`Need::Unchanged`]).
+pub fn by_design_annotation(key: &str) -> String {
+    format!("org.ociharness.by-design.{key}")
 }
 
 impl fmt::Display for Need {
@@ -106,6 +118,7 @@ impl fmt::Display for Need {
             Need::HostPath(p) => write!(f, "host path {p}"),
             Need::Feature(p) => write!(f, "runtime feature {p}"),
             Need::CapSysResource => write!(f, "CAP_SYS_RESOURCE"),
+            Need::Unchanged(k) => write!(f, "{k} as the host has it (not changed by design)"),
         }
     }
 }
