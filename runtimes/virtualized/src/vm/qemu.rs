@@ -60,7 +60,7 @@ pub fn args(l: &Launch) -> Vec<OsString> {
     let mut push = |s: &str| a.push(s.into());
     let machine = match l.machine {
         // No legacy devices it can do without; the serial console stays.
-        Machine::Microvm => "microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on",
+        Machine::Microvm => "microvm,x-option-roms=off",
         Machine::Q35 => "q35",
     };
     for s in [
