@@ -95,9 +95,13 @@ pub enum Need {
     CapSysResource,
     /// Something a runtime may change by design, and declare so: the case
     /// is skipped, with the runtime's reason, when its `features`
-    /// annotations hold `org.ociharness.by-design.<key>` (e.g. `host-pid`:
-    /// the state's pid is a host process standing for a container that runs
-    /// in a VM; `host-cgroup`: the container's cgroups are not the host's).
+    /// annotations hold `org.ociharness.by-design.<key>`. Keys: `host-pid`
+    /// (the state's pid is a host process standing for a container that runs
+    /// elsewhere), `host-cgroup` (the container's cgroups are not in the
+    /// host's hierarchy), `host-files` (the container's writes and mounts do
+    /// not reach host paths), `host-namespaces` (the container's namespaces
+    /// are not the host kernel's), `host-kernel` (the host's kernel log does
+    /// not see the container's kernel events).
     Unchanged(&'static str),
 }
 

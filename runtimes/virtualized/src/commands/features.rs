@@ -14,8 +14,24 @@ pub const BY_DESIGN: &[(&str, &str)] = &[
     ),
     (
         "host-cgroup",
-        "the container's cgroups are in the guest's hierarchy, on the guest's kernel: they do not appear under \
-         the host's /sys/fs/cgroup",
+        "the container's cgroups are in the guest's hierarchy (pure cgroup v2), on the guest's kernel: they do \
+         not appear under the host's /sys/fs/cgroup, and their layout is the guest's, not the host's",
+    ),
+    (
+        "host-files",
+        "the bundle (rootfs and bind-mount sources) travels into the guest as a copy packed in its initramfs, \
+         with no shared filesystem: what the container writes or mounts stays in the guest, and host sockets \
+         (a seccomp listenerPath) cannot be reached from it",
+    ),
+    (
+        "host-namespaces",
+        "the container's namespaces are the guest kernel's: the host's namespaces cannot be joined by path, and \
+         namespaces the config does not list are the guest's, not the runtime's on the host",
+    ),
+    (
+        "host-kernel",
+        "the container runs on the guest's kernel: its seccomp audit records go to the guest's kernel log, not \
+         the host's /dev/kmsg",
     ),
 ];
 
