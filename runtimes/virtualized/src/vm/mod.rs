@@ -249,7 +249,7 @@ impl Vm {
                 initrd,
                 memory_mib: cfg.memory_mib.max(needed),
                 cpus: cfg.cpus.max(1),
-                append: qemu::kernel_cmdline(machine, append_extra.as_deref()),
+                append: qemu::kernel_cmdline(machine, qemu::host_tsc_khz(), append_extra.as_deref()),
                 mttcg,
             };
             let mut started = match qemu::spawn(&launch, &cfg.dir.join(QEMU_LOG), &cfg.dir.join(CONSOLE_LOG)) {

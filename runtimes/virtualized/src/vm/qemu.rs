@@ -39,12 +39,16 @@ pub struct Launch {
 
 /// The kernel command line. `console=ttyS0` gives the boot log (its tail
 /// names why a boot failed); `panic=-1` with `-no-reboot` turns a guest
-/// panic into QEMU's exit instead of a hang.
-pub fn kernel_cmdline(machine: Machine, extra: Option<&str>) -> String {
-    let mut a = vec!["console=ttyS0", "panic=-1", "reboot=t"];
+/// panic into QEMU's exit instead of a hang. `tsc_khz`: see
+/// [`host_tsc_khz`].
+pub fn kernel_cmdline(machine: Machine, tsc_khz: Option<u64>, extra: Option<&str>) -> String {
+    let mut a: Vec<String> = ["console=ttyS0", "panic=-1", "reboot=t"].map(String::from).to_vec();
     if machine == Machine::Microvm {
         // No PCI bus to probe on microvm.
-        a.push("pci=off");
+        a.push("pci=off".into());
+        if let Some(khz) = tsc_khz {
+            a.push(format!("tsc_early_khz={khz}"));
+        }
     }
     let mut s = a.join(" ");
     if let Some(e) = extra.filter(|e| !e.trim().is_empty()) {
@@ -52,6 +56,37 @@ pub fn kernel_cmdline(machine: Machine, extra: Option<&str>) -> String {
         s.push_str(e.trim());
     }
     s
+}
+
+/// The host's TSC rate, which is the guest's under TCG (QEMU reads the
+/// host's counter). microvm has no HPET or ACPI PM timer, so a guest kernel
+/// that fails its PIT calibration (timing-sensitive under emulation: about
+/// one boot in three here) marks the TSC unstable and hangs before init;
+/// told the rate (`tsc_early_khz`), it skips that calibration. Measured
+/// once per process over a few milliseconds, median of three windows.
+pub fn host_tsc_khz() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static KHZ: OnceLock<Option<u64>> = OnceLock::new();
+        *KHZ.get_or_init(|| {
+            let mut rates = Vec::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                // SAFETY: rdtsc has no preconditions on x86_64.
+                let c0 = unsafe { core::arch::x86_64::_rdtsc() };
+                while t.elapsed() < Duration::from_millis(3) {}
+                // SAFETY: as above.
+                let c1 = unsafe { core::arch::x86_64::_rdtsc() };
+                let ns = t.elapsed().as_nanos() as u64;
+                rates.push(c1.wrapping_sub(c0).checked_mul(1_000_000)? / ns.max(1));
+            }
+            // A preempted window errs either way: the median is the sound one.
+            rates.sort();
+            Some(rates[1]).filter(|k| *k > 100_000)
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 /// QEMU's arguments for `l`.
@@ -302,7 +337,7 @@ mod tests {
             initrd: "/d/initrd".into(),
             memory_mib: 256,
             cpus: 2,
-            append: kernel_cmdline(machine, None),
+            append: kernel_cmdline(machine, Some(2_500_000), None),
             mttcg: false,
         }
     }
@@ -327,7 +362,7 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("-accel tcg,thread=single"), "{s}");
-        assert!(s.contains("pci=off"), "{s}");
+        assert!(s.contains("pci=off") && s.contains("tsc_early_khz=2500000"), "{s}");
     }
 
     #[test]
@@ -342,9 +377,15 @@ mod tests {
     }
 
     #[test]
+    fn the_host_tsc_rate_is_plausible() {
+        let khz = host_tsc_khz().expect("x86_64 hosts have a TSC");
+        assert!((100_000..10_000_000).contains(&khz), "{khz}");
+    }
+
+    #[test]
     fn extra_kernel_arguments_are_appended() {
         assert_eq!(
-            kernel_cmdline(Machine::Q35, Some(" quiet ")),
+            kernel_cmdline(Machine::Q35, Some(1), Some(" quiet ")),
             "console=ttyS0 panic=-1 reboot=t quiet"
         );
     }
