@@ -41,6 +41,9 @@ pub const COMMIT: &str = "commit";
 /// How long one request to the agent may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the end waits for a request in flight to be answered.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+
 /// What the shim tells `create` on the sync socket: one JSON line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "sync", rename_all = "snake_case")]
@@ -492,6 +495,19 @@ fn supervise(a: &Args, store: &Store, mut vm: Vm, p: Prepared, signal_target: &O
         r.exit = Some(status);
         let _ = store.save(&r);
     }
+    // A request in flight (the kill that ended the process, say) gets its
+    // reply, which the agent may send just after `Exited`, before the VM
+    // goes; and none starts after this.
+    let t = std::time::Instant::now();
+    let _in_flight = loop {
+        if let Ok(g) = shared.replies.try_lock() {
+            break Some(g);
+        }
+        if t.elapsed() > IN_FLIGHT_GRACE {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     vm.kill();
     let _ = std::fs::remove_dir_all(store.vm_dir(&a.id));
     let _ = std::fs::remove_file(store.socket(&a.id));
@@ -588,7 +604,16 @@ fn serve(conn: UnixStream, shared: &Shared) {
     };
     let reply = match req {
         control::Request::Start => start(shared),
-        control::Request::Kill { signal, all } => answer(shared.request(&Request::Kill { signal, all })),
+        control::Request::Kill { signal, all } => {
+            let r = shared.request(&Request::Kill { signal, all });
+            let ended = shared.record.lock().unwrap_or_else(|p| p.into_inner()).status == Status::Stopped;
+            match r {
+                // The process ended while the signal was on its way (by it,
+                // likely): the VM went before the agent's answer could come.
+                Err(_) if ended => control::Reply::Ok,
+                r => answer(r),
+            }
+        }
         control::Request::Exec { process, detach } => return exec(&conn, shared, process, detach, fds),
     };
     let _ = control::write_reply(&conn, &reply);
