@@ -3,7 +3,9 @@
 # so a second run costs nothing. CI runs as root on a fresh machine.
 set -euo pipefail
 # chromium-headless-shell: the report test opens the HTML page in it.
-pkgs=(runc crun runsc podman containerd chromium-headless-shell)
+# qemu-system-x86 and linux-image-cloud-amd64: the virtualized runtime's
+# hypervisor and guest kernel.
+pkgs=(runc crun runsc podman containerd chromium-headless-shell qemu-system-x86 linux-image-cloud-amd64)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,6 +93,22 @@ pub enum Need {
     /// The harness runs with CAP_SYS_RESOURCE (raising hard rlimits, lowering
     /// oom_score_adj below the parent's).
     CapSysResource,
+    /// Something a runtime may change by design, and declare so: the case
+    /// is skipped, with the runtime's reason, when its `features`
+    /// annotations hold `org.ociharness.by-design.<key>`. Keys: `host-pid`
+    /// (the state's pid is a host process standing for a container that runs
+    /// elsewhere), `host-cgroup` (the container's cgroups are not in the
+    /// host's hierarchy), `host-files` (the container's writes and mounts do
+    /// not reach host paths), `host-namespaces` (the container's namespaces
+    /// are not the host kernel's), `host-kernel` (the host's kernel log does
+    /// not see the container's kernel events).
+    Unchanged(&'static str),
+}
+
+/// The `features` annotation with which a runtime declares `key` changed by
+/// design (see [`Need::Unchanged`]).
+pub fn by_design_annotation(key: &str) -> String {
+    format!("org.ociharness.by-design.{key}")
 }
 
 impl fmt::Display for Need {
@@ -106,6 +122,7 @@ impl fmt::Display for Need {
             Need::HostPath(p) => write!(f, "host path {p}"),
             Need::Feature(p) => write!(f, "runtime feature {p}"),
             Need::CapSysResource => write!(f, "CAP_SYS_RESOURCE"),
+            Need::Unchanged(k) => write!(f, "{k} as the host has it (not changed by design)"),
         }
     }
 }

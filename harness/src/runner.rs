@@ -84,6 +84,16 @@ pub fn unmet_need(needs: &[Need], host: &Host, features: Option<&serde_json::Val
                 }
                 true
             }
+            Need::Unchanged(key) => {
+                let ann = crate::case::by_design_annotation(key);
+                if let Some(why) = features.and_then(|f| f.pointer(&format!("/annotations/{ann}"))) {
+                    return Some(format!(
+                        "by design in this runtime ({ann}): {}",
+                        why.as_str().unwrap_or("declared in its features")
+                    ));
+                }
+                true
+            }
         };
         if !ok {
             return Some(format!("needs {n}, which this host lacks"));
@@ -374,6 +384,14 @@ mod tests {
     fn missing_host_path_skips_naming_it() {
         let host = Host::detect();
         let r = unmet_need(&[Need::HostPath("/no/such/path")], &host, None).unwrap();
+        let vm = serde_json::json!({"annotations": {"org.ociharness.by-design.host-pid": "the pid is the shim's"}});
+        let why = unmet_need(&[Need::Unchanged("host-pid")], &host, Some(&vm)).unwrap();
+        assert!(
+            why.contains("by design") && why.contains("the pid is the shim's"),
+            "{why}"
+        );
+        assert_eq!(unmet_need(&[Need::Unchanged("host-cgroup")], &host, Some(&vm)), None);
+        assert_eq!(unmet_need(&[Need::Unchanged("host-pid")], &host, None), None);
         assert!(r.contains("/no/such/path"), "{r}");
     }
 }

@@ -28,9 +28,41 @@ fn what(op: &str) -> &'static str {
     }
 }
 
+/// The field of a state document where a VM runtime puts its boot's
+/// breakdown (the bundled virtualized runtime does).
+pub const VM_BOOT_KEY: &str = "org.ociharness.vm.boot";
+
+/// The boot breakdown in a state document: every `*_ms` figure of
+/// [`VM_BOOT_KEY`], nested objects included, as `lifecycle.vm.<path>` in
+/// nanoseconds. Nothing for a runtime without one.
+pub fn vm_boot(state: &serde_json::Value) -> Vec<(String, f64)> {
+    fn walk(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, f64)>) {
+        let Some(obj) = v.as_object() else {
+            return;
+        };
+        for (k, x) in obj {
+            if let Some(name) = k.strip_suffix("_ms") {
+                if let Some(ms) = x.as_f64() {
+                    out.push((format!("{prefix}.{name}"), ms * 1e6));
+                }
+            } else if x.is_object() {
+                walk(x, &format!("{prefix}.{k}"), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(b) = state.get(VM_BOOT_KEY) {
+        walk(b, "lifecycle.vm", &mut out);
+    }
+    out
+}
+
 /// One iteration's timings, or the operation that failed and why.
 struct Iteration {
     ops: Vec<(&'static str, Duration)>,
+    /// What the runtime's `state` said the create's VM boot cost (see
+    /// [`vm_boot`]), as (metric id, nanoseconds).
+    boot: Vec<(String, f64)>,
     /// Time inside the harness between invocations, excluding the waits for
     /// a killed container to stop and for the post-`run` clean-up.
     harness: Duration,
@@ -103,6 +135,7 @@ fn iteration(s: &mut Subject, sleeper: &Bundle, trivial: &Bundle) -> Result<Iter
         op: "state",
         reason: format!("output is not a state document: {e}"),
     })?;
+    let boot = vm_boot(&state.raw);
     let t = step("kill", vec![arg(&id), arg("KILL")], Stdout::Null)?;
     ops.push(("kill", t.wall));
     let waited = Instant::now();
@@ -128,7 +161,7 @@ fn iteration(s: &mut Subject, sleeper: &Bundle, trivial: &Bundle) -> Result<Iter
 
     let runtime_time: Duration = ops.iter().map(|(_, d)| *d).sum();
     let harness = begin.elapsed().saturating_sub(runtime_time + settle);
-    Ok(Iteration { ops, harness })
+    Ok(Iteration { ops, boot, harness })
 }
 
 pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> Result<(), Error> {
@@ -171,6 +204,16 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
                                 Unit::Ns,
                                 what(op),
                                 ns(*d),
+                            );
+                        }
+                        for (id, v) in &r.boot {
+                            rec.push(
+                                id,
+                                Phase::Lifecycle,
+                                &s.name,
+                                Unit::Ns,
+                                "part of `create`: the VM boot's breakdown, as the runtime's state reports it",
+                                *v,
                             );
                         }
                         rec.push(
@@ -229,4 +272,27 @@ pub(super) fn run(subjects: &mut [Subject], rec: &mut Recorder, work: &Path) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vm_boot_breakdown_becomes_metrics_in_ns() {
+        let st = serde_json::json!({
+            "id": "a",
+            VM_BOOT_KEY: {"ready_ms": 1900, "machine": "microvm", "guest": {"agent_start_ms": 961, "kernel": "6.1"}}
+        });
+        let mut got = vm_boot(&st);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                ("lifecycle.vm.guest.agent_start".to_string(), 961e6),
+                ("lifecycle.vm.ready".to_string(), 1900e6)
+            ]
+        );
+        assert!(vm_boot(&serde_json::json!({"id": "a"})).is_empty());
+    }
 }

@@ -2,7 +2,7 @@
 //! what create made goes with them, and what it did not make stays.
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, Case, CaseResult};
+use crate::case::{check, check_eq, Case, CaseResult, Need};
 use crate::ctx::Ctx;
 
 pub const CASES: &[Case] = &[
@@ -43,7 +43,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "delete::keeps_foreign_resources",
         clauses: &["runtime.delete.keep-foreign-resources"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "delete leaves what the container did not create: a bind-mounted host directory and its files",
         run: keeps_foreign_resources,
     },

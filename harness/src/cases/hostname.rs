@@ -38,7 +38,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "hostname::joined_uts_namespace",
         clauses: &["config.hostname", "config-linux.namespaces.path-join"],
-        needs: &[Need::Namespace("uts")],
+        needs: &[Need::Namespace("uts"), Need::Unchanged("host-namespaces")],
         summary: "with a uts namespace given by path the hostname is set in that namespace, not the host's",
         run: joined_uts_namespace,
     },

@@ -2,7 +2,7 @@
 //! and the process's exit do to the container's status and its program.
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, fail, Case, CaseResult};
+use crate::case::{check, check_eq, fail, Case, CaseResult, Need};
 use crate::ctx::Ctx;
 
 pub const CASES: &[Case] = &[
@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "lifecycle::start_runs_process",
         clauses: &["runtime.start.run-program", "runtime.lifecycle.run-program"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "start runs the program given in process",
         run: start_runs_process,
     },

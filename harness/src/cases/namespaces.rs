@@ -59,7 +59,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "namespaces::cgroup_new",
         clauses: &["config-linux.namespaces.cgroup", "config-linux.namespaces.new"],
-        needs: &[Need::Namespace("cgroup")],
+        needs: &[Need::Namespace("cgroup"), Need::Unchanged("host-cgroup")],
         summary: "a listed cgroup namespace is new and rooted at the container's own cgroups",
         run: cgroup_new,
     },
@@ -100,14 +100,19 @@ pub const CASES: &[Case] = &[
     Case {
         id: "namespaces::unlisted_inherited",
         clauses: &["config-linux.namespaces.inherit"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-namespaces")],
         summary: "with only a mount namespace listed, every other namespace is the runtime's own",
         run: unlisted_inherited,
     },
     Case {
         id: "namespaces::join_by_path",
         clauses: &["config-linux.namespaces.path-join"],
-        needs: &[Need::Namespace("net"), Need::Namespace("uts"), Need::Namespace("ipc")],
+        needs: &[
+            Need::Namespace("net"),
+            Need::Namespace("uts"),
+            Need::Namespace("ipc"),
+            Need::Unchanged("host-namespaces"),
+        ],
         summary: "network, uts and ipc entries with a path join the namespaces at those paths",
         run: join_by_path,
     },

@@ -11,7 +11,7 @@ use oci_spec::runtime::{BoxBuilder, LinuxCapabilities, PosixRlimit, PosixRlimitB
 use serde_json::{json, Value};
 
 use crate::bundle::{Bundle, SpecExt, PROBE};
-use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Verdict};
+use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Need, Verdict};
 use crate::cases::create::expect_refused;
 use crate::ctx::{parse_report, tail, Ctx};
 use crate::runtime::CreateOpts;
@@ -116,7 +116,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "process::oom_score_adj_set",
         clauses: &["config.process.oom-score-adj"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-pid")],
         summary: "oomScoreAdj above the harness's own is the process's oom_score_adj, inside and from the host",
         run: oom_score_adj_set,
     },

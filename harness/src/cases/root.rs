@@ -10,7 +10,7 @@ use probe::Report;
 use serde_json::json;
 
 use crate::bundle::{Bundle, SpecExt};
-use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Verdict};
+use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Need, Verdict};
 use crate::ctx::Ctx;
 use crate::runtime::CreateOpts;
 
@@ -57,7 +57,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "root::propagation_slave",
         clauses: &["config-linux.rootfs-propagation.slave"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "rootfsPropagation slave on a bundle in a shared mount: / is master:N of the host's peer group",
         run: propagation_slave,
     },

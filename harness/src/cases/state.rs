@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::bundle::SpecExt;
-use crate::case::{check, check_eq, fail, Case, CaseResult};
+use crate::case::{check, check_eq, fail, Case, CaseResult, Need};
 use crate::ctx::{Container, Ctx};
 
 pub const CASES: &[Case] = &[
@@ -41,7 +41,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "state::pid_is_container_process",
         clauses: &["runtime.state.pid"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-pid")],
         summary: "the pid in state is the container's process as the host sees it",
         run: pid_is_container_process,
     },

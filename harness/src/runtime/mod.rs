@@ -88,7 +88,7 @@ impl Runtime {
 
 /// Runtimes this project ships, found beside the harness executable (cargo
 /// builds them into the same directory).
-pub const BUNDLED: &[&str] = &["native", "sandboxed"];
+pub const BUNDLED: &[&str] = &["native", "sandboxed", "virtualized"];
 
 fn bundled(name: &str) -> Option<PathBuf> {
     if !BUNDLED.contains(&name) {

@@ -74,7 +74,16 @@ pub struct Cli {
 
 /// Parses the command line as `flavor`'s binary and runs the verb; exits.
 pub fn main_with(flavor: &dyn Flavor) -> ! {
-    let matches = Cli::command().name(flavor.name()).bin_name(flavor.name()).get_matches();
+    main_with_args(flavor, std::env::args().collect())
+}
+
+/// [`main_with`] on the given arguments (`args[0]` is the program name): for
+/// a binary that runs this command line as one of its parts.
+pub fn main_with_args(flavor: &dyn Flavor, args: Vec<String>) -> ! {
+    let matches = Cli::command()
+        .name(flavor.name())
+        .bin_name(flavor.name())
+        .get_matches_from(args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let logger = log::Logger::new(flavor.name(), cli.log.clone(), cli.log_format, cli.debug);
     if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {

@@ -1,3 +1,775 @@
 //! The per-container host process that owns the VM: started by `create`, it
 //! boots QEMU, relays the container's stdio, serves the command line's
 //! requests and, when the container's process ends, ends with its status.
+//!
+//! Its pid is the container's pid in `state`: it is the host process that
+//! stands for the container (as conmon and containerd's shim expect of a
+//! runc pid). Until `create` commits (writes "commit" on the sync socket
+//! passed as fd 3), a `create` that goes away takes everything with it: the
+//! VM, the sockets and the state directory.
+
+pub mod control;
+pub mod pty;
+pub mod sizing;
+pub mod state;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use clap::Parser;
+use container::state::Status;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::{self, Event, ExitStatus, Frame, Kind, Request};
+use crate::vm::{self, Vm, VmConfig};
+use state::{Record, Store};
+
+/// The fd on which `create` passes the sync socket.
+pub const SYNC_FD: i32 = 3;
+
+/// What `create` writes back once the state and pid file are in place.
+pub const COMMIT: &str = "commit";
+
+/// How long one request to the agent may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the end waits for a request in flight to be answered.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+
+/// What the shim tells `create` on the sync socket: one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "sync", rename_all = "snake_case")]
+pub enum Sync {
+    Created { pid: i32 },
+    Error { message: String },
+}
+
+#[derive(Parser)]
+#[command(
+    name = "virtualized shim",
+    about = "the host process of one container's VM (started by create)"
+)]
+pub struct Args {
+    #[arg(long)]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub id: String,
+    /// The bundle, absolute.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] container::config::Error),
+    #[error(transparent)]
+    Vm(#[from] vm::Error),
+    #[error(transparent)]
+    Proto(#[from] proto::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error("{what}: {source}")]
+    Os { what: String, source: io::Error },
+    #[error("agent: {0}")]
+    Agent(String),
+    #[error("create went away before it committed the container")]
+    Abandoned,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Os { what, source }
+}
+
+/// Set when `create` went away (or a terminating signal came) before the
+/// commit: every stage checks it, and QEMU has been killed.
+static ABORT: AtomicBool = AtomicBool::new(false);
+/// Set once `create` committed: signals are the container's from then on.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+/// The write end of the signal self-pipe.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Signals the shim passes on to the container's process.
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTERM,
+    libc::SIGALRM,
+];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    let b = sig as u8;
+    // SAFETY: write(2) is async-signal-safe; `b` lives across the call. The
+    // errno it may change is saved and restored around it.
+    unsafe {
+        let saved = *libc::__errno_location();
+        libc::write(fd, (&b as *const u8).cast(), 1);
+        *libc::__errno_location() = saved;
+    }
+}
+
+/// Handlers, not a blocked mask: a mask would be inherited by QEMU, a
+/// handler is reset by its exec.
+fn install_signals() -> Result<File> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new fds into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::Os {
+            what: "signal pipe".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    SIGNAL_PIPE.store(fds[1], Ordering::SeqCst);
+    for &sig in FORWARDED {
+        // SAFETY: sigaction is plain data; the handler only writes to a pipe
+        // (async-signal-safe) and lives for the program; SA_RESTART keeps
+        // the other threads' blocking reads going.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            let handler: extern "C" fn(libc::c_int) = on_signal;
+            sa.sa_sigaction = handler as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    // A reader gone from stdout must not kill the shim (and the container's
+    // status with it).
+    // SAFETY: setting a disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: fds[0] was just made by pipe2 and is owned here alone.
+    Ok(unsafe { File::from_raw_fd(fds[0]) })
+}
+
+/// SIGKILLs the shim's children (QEMU): `create` went away.
+fn kill_children() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for pid in text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            // SAFETY: kill(2) with a pid of our own child; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn abort() {
+    if !COMMITTED.load(Ordering::SeqCst) {
+        ABORT.store(true, Ordering::SeqCst);
+        kill_children();
+    }
+}
+
+fn check_abort() -> Result<()> {
+    if ABORT.load(Ordering::SeqCst) {
+        return Err(Error::Abandoned);
+    }
+    Ok(())
+}
+
+/// Reads `create`'s answer; its end closing first is the sign to give up.
+fn watch_create(sync: UnixStream, store: Store, id: String) -> mpsc::Receiver<bool> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let ok = BufReader::new(sync).read_line(&mut line).is_ok() && line.trim_end() == COMMIT;
+        if ok {
+            COMMITTED.store(true, Ordering::SeqCst);
+            let _ = tx.send(true);
+            return;
+        }
+        abort();
+        let _ = tx.send(false);
+        // The main thread tears down once its current stage returns (QEMU
+        // is dead, so it cannot wait long); should it not, this does.
+        std::thread::sleep(Duration::from_secs(20));
+        kill_children();
+        let _ = store.remove(&id);
+        // SAFETY: _exit ends the process without running destructors that
+        // other threads may be using.
+        unsafe { libc::_exit(1) };
+    });
+    rx
+}
+
+/// The shim's entry point (`virtualized shim ARGS`, fd 3 the sync socket).
+pub fn main(args: &[String]) -> ! {
+    let a = Args::parse_from(std::iter::once("virtualized shim".to_string()).chain(args.iter().cloned()));
+    // Its own session: the signals and hangups of create's process group
+    // (a timeout kills that whole group) are not the container's.
+    // SAFETY: setsid has no preconditions; failing (already a leader) is fine.
+    unsafe { libc::setsid() };
+    // SAFETY: fd 3 is the sync socket `create` passed; nothing else in this
+    // process owns it.
+    let sync = unsafe { UnixStream::from_raw_fd(SYNC_FD) };
+    // SAFETY: F_SETFD on an fd we own; QEMU must not inherit it.
+    unsafe { libc::fcntl(SYNC_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let store = Store::new(&a.root);
+    let signals = match install_signals() {
+        Ok(s) => s,
+        Err(e) => fail(&a, &store, &sync, None, e),
+    };
+    let watch = match sync.try_clone() {
+        Ok(s) => watch_create(s, store.clone(), a.id.clone()),
+        Err(e) => fail(&a, &store, &sync, None, os("sync socket")(e)),
+    };
+    let signal_target: Arc<OnceLock<Arc<Shared>>> = Arc::new(OnceLock::new());
+    spawn_signal_relay(signals, signal_target.clone());
+    let mut vm = None;
+    match prepare(&a, &store, &sync, &watch, &mut vm) {
+        Ok(p) => {
+            drop(sync);
+            let vm = vm.expect("prepare booted the VM");
+            supervise(&a, &store, vm, p, &signal_target)
+        }
+        Err(e) => fail(&a, &store, &sync, vm, e),
+    }
+}
+
+/// Reports `e` to `create` (unless it is gone), undoes everything, exits.
+fn fail(a: &Args, store: &Store, sync: &UnixStream, vm: Option<Vm>, e: Error) -> ! {
+    if let Some(mut vm) = vm {
+        vm.kill();
+    }
+    let _ = store.remove(&a.id);
+    if !matches!(e, Error::Abandoned) {
+        let msg = Sync::Error { message: e.to_string() };
+        if let Ok(mut line) = serde_json::to_vec(&msg) {
+            line.push(b'\n');
+            let _ = (&*sync).write_all(&line);
+        }
+    }
+    std::process::exit(1)
+}
+
+/// What `prepare` hands to `supervise`.
+struct Prepared {
+    listener: UnixListener,
+    /// The pty slave, with a terminal.
+    tty: Option<File>,
+    record: Record,
+}
+
+fn prepare(
+    a: &Args,
+    store: &Store,
+    sync: &UnixStream,
+    watch: &mpsc::Receiver<bool>,
+    vm_slot: &mut Option<Vm>,
+) -> Result<Prepared> {
+    let spec = container::config::load(&a.bundle)?;
+    let (memory_mib, cpus) = sizing::size(&spec, sizing::host_cpus());
+    let process = spec.process().clone().unwrap_or_default();
+    let terminal = process.terminal() == Some(true);
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|s| (s.height() as u16, s.width() as u16));
+    let vm_dir = store.vm_dir(&a.id);
+    std::fs::create_dir_all(&vm_dir).map_err(os(format!("vm directory {}", vm_dir.display())))?;
+    check_abort()?;
+    let cfg = VmConfig {
+        id: a.id.clone(),
+        dir: vm_dir,
+        bundle: a.bundle.clone(),
+        memory_mib,
+        cpus,
+        kernel: None,
+        accel: vm::Accel::Auto,
+    };
+    let booted = Vm::boot(&cfg);
+    check_abort()?;
+    let vm = vm_slot.insert(booted?);
+    let tty = match (terminal, &a.console_socket) {
+        (true, Some(sock)) => {
+            let (master, slave) = pty::open(size).map_err(os("host pty"))?;
+            pty::send_master(sock, &master).map_err(os("console"))?;
+            Some(slave)
+        }
+        _ => None,
+    };
+    let mut chan = vm.channel().try_clone().map_err(os("agent channel"))?;
+    let req = Request::Create {
+        id: a.id.clone(),
+        terminal,
+        size,
+    };
+    proto::write_message(&mut chan, &req)?;
+    let out = Output::new(tty.as_ref());
+    let created = loop {
+        let frame = proto::read_frame(&mut chan);
+        check_abort()?;
+        match frame? {
+            Some(Frame::Control(p)) => match proto::decode::<Event>(&p)? {
+                Event::Created { pid } => break pid,
+                Event::Error { message } => return Err(Error::Agent(message)),
+                Event::Ready(_) => {}
+                other => return Err(Error::Agent(format!("unexpected answer to create: {other:?}"))),
+            },
+            Some(Frame::Data { kind, stream, bytes }) if stream == proto::INIT_STREAM => out.write(kind, &bytes),
+            Some(Frame::Data { .. }) => {}
+            None => return Err(Error::Agent("the channel closed during create".into())),
+        }
+    };
+    let (dir_fd, short) = control::short_path(&store.dir(&a.id)).map_err(os("state directory"))?;
+    let listener = UnixListener::bind(&short).map_err(os(format!("binding {}", store.socket(&a.id).display())))?;
+    drop(dir_fd);
+    let me = std::process::id() as i32;
+    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    let record = Record {
+        id: a.id.clone(),
+        pid: me,
+        pid_start: container::state::start_time(me).unwrap_or(0),
+        qemu_pid: vm.qemu_pid(),
+        qemu_start: container::state::start_time(vm.qemu_pid()).unwrap_or(0),
+        bundle: a.bundle.clone(),
+        rootfs: if rootfs.is_absolute() {
+            rootfs
+        } else {
+            a.bundle.join(rootfs)
+        },
+        created: container::time::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        status: Status::Created,
+        exit: None,
+        boot: serde_json::to_value(vm.boot_times()).unwrap_or_default(),
+    };
+    store.save(&record)?;
+    let _ = created;
+    let mut line = serde_json::to_vec(&Sync::Created { pid: me }).unwrap_or_default();
+    line.push(b'\n');
+    (&*sync).write_all(&line).map_err(os("telling create"))?;
+    match watch.recv() {
+        Ok(true) => Ok(Prepared { listener, tty, record }),
+        _ => Err(Error::Abandoned),
+    }
+}
+
+/// Where stream 0's output goes: the terminal, or fds 1 and 2.
+struct Output {
+    out: ManuallyDrop<File>,
+    err: ManuallyDrop<File>,
+}
+
+impl Output {
+    fn new(tty: Option<&File>) -> Output {
+        let (o, e) = match tty {
+            Some(t) => (t.as_raw_fd(), t.as_raw_fd()),
+            None => (1, 2),
+        };
+        // SAFETY: fds 1 and 2 (or the tty, which outlives the relay) stay
+        // open for the life of the shim; ManuallyDrop never closes them.
+        unsafe {
+            Output {
+                out: ManuallyDrop::new(File::from_raw_fd(o)),
+                err: ManuallyDrop::new(File::from_raw_fd(e)),
+            }
+        }
+    }
+
+    fn write(&self, kind: Kind, bytes: &[u8]) {
+        let mut f: &File = if kind == Kind::Stderr { &self.err } else { &self.out };
+        // A reader that went away loses the output, not the container.
+        let _ = f.write_all(bytes);
+    }
+}
+
+/// An exec's host end: the caller's stdio.
+struct ExecIo {
+    stdout: File,
+    stderr: File,
+    done: mpsc::Sender<ExitStatus>,
+}
+
+/// What the relay threads share once the container is committed.
+struct Shared {
+    store: Store,
+    writer: Mutex<UnixStream>,
+    /// Replies to requests; holding the lock is holding the one request in
+    /// flight (every request gets exactly one reply, in order).
+    replies: Mutex<mpsc::Receiver<Event>>,
+    record: Mutex<Record>,
+    execs: Mutex<HashMap<u32, ExecIo>>,
+    next_stream: AtomicU32,
+}
+
+impl Shared {
+    fn request(&self, req: &Request) -> std::result::Result<Event, String> {
+        let rx = self.replies.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            proto::write_message(&mut *w, req).map_err(|e| e.to_string())?;
+        }
+        rx.recv_timeout(REQUEST_TIMEOUT).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => format!("the agent did not answer within {REQUEST_TIMEOUT:?}"),
+            mpsc::RecvTimeoutError::Disconnected => "the VM is gone".to_string(),
+        })
+    }
+
+    fn send_data(&self, stream: u32, bytes: &[u8]) -> proto::Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        proto::write_data(&mut *w, Kind::Stdin, stream, bytes)
+    }
+}
+
+/// How the container's time in the VM ended.
+enum Outcome {
+    Exited(ExitStatus),
+    Lost(String),
+}
+
+fn supervise(a: &Args, store: &Store, mut vm: Vm, p: Prepared, signal_target: &OnceLock<Arc<Shared>>) -> ! {
+    let fatal = |what: &str, e: io::Error| -> ! {
+        eprintln!("virtualized shim: {}: {what}: {e}", a.id);
+        std::process::exit(1)
+    };
+    let reader = vm.channel().try_clone().unwrap_or_else(|e| fatal("agent channel", e));
+    let writer = vm.channel().try_clone().unwrap_or_else(|e| fatal("agent channel", e));
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        writer: Mutex::new(writer),
+        replies: Mutex::new(reply_rx),
+        record: Mutex::new(p.record),
+        execs: Mutex::new(HashMap::new()),
+        next_stream: AtomicU32::new(1),
+    });
+    let _ = signal_target.set(shared.clone());
+    let (outcome_tx, outcome_rx) = mpsc::channel();
+    let out = Output::new(p.tty.as_ref());
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || relay_from_guest(reader, out, &shared, reply_tx, outcome_tx));
+    }
+    let stdin: File = match &p.tty {
+        Some(t) => t.try_clone().unwrap_or_else(|e| fatal("pty", e)),
+        // SAFETY: fd 0 is the container's stdin, inherited from create and
+        // used by this relay alone.
+        None => unsafe { File::from_raw_fd(0) },
+    };
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || relay_to_guest(stdin, proto::INIT_STREAM, &shared));
+    }
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            for conn in p.listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve(conn, &shared));
+            }
+        });
+    }
+    let outcome = outcome_rx
+        .recv()
+        .unwrap_or_else(|_| Outcome::Lost("the relay stopped".into()));
+    let status = match outcome {
+        Outcome::Exited(s) => s,
+        Outcome::Lost(reason) => {
+            eprintln!("virtualized shim: {}: lost the VM: {reason}", a.id);
+            ExitStatus::Signal(libc::SIGKILL)
+        }
+    };
+    {
+        let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.status = Status::Stopped;
+        r.exit = Some(status);
+        let _ = store.save(&r);
+    }
+    // A request in flight (the kill that ended the process, say) gets its
+    // reply, which the agent may send just after `Exited`, before the VM
+    // goes; and none starts after this.
+    let t = std::time::Instant::now();
+    let _in_flight = loop {
+        if let Ok(g) = shared.replies.try_lock() {
+            break Some(g);
+        }
+        if t.elapsed() > IN_FLIGHT_GRACE {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    vm.kill();
+    let _ = std::fs::remove_dir_all(store.vm_dir(&a.id));
+    let _ = std::fs::remove_file(store.socket(&a.id));
+    exit_with(status)
+}
+
+fn relay_from_guest(
+    mut chan: UnixStream,
+    out: Output,
+    shared: &Shared,
+    replies: mpsc::Sender<Event>,
+    outcome: mpsc::Sender<Outcome>,
+) {
+    loop {
+        let frame = match proto::read_frame(&mut chan) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let _ = outcome.send(Outcome::Lost("the agent's channel closed".into()));
+                return;
+            }
+            Err(e) => {
+                let _ = outcome.send(Outcome::Lost(e.to_string()));
+                return;
+            }
+        };
+        match frame {
+            Frame::Control(p) => match proto::decode::<Event>(&p) {
+                Ok(Event::Exited { stream, status }) if stream == proto::INIT_STREAM => {
+                    let _ = outcome.send(Outcome::Exited(status));
+                }
+                Ok(Event::Exited { stream, status }) => {
+                    let io = shared.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
+                    if let Some(io) = io {
+                        let _ = io.done.send(status);
+                    }
+                }
+                Ok(Event::Ready(_)) => {}
+                Ok(ev) => {
+                    let _ = replies.send(ev);
+                }
+                Err(e) => eprintln!("virtualized shim: {e}"),
+            },
+            Frame::Data { kind, stream, bytes } if stream == proto::INIT_STREAM => {
+                if !bytes.is_empty() {
+                    out.write(kind, &bytes);
+                }
+            }
+            Frame::Data { kind, stream, bytes } => {
+                let execs = shared.execs.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(io) = execs.get(&stream) {
+                    let mut f = if kind == Kind::Stderr { &io.stderr } else { &io.stdout };
+                    let _ = f.write_all(&bytes);
+                }
+            }
+        }
+    }
+}
+
+/// Host stdin (or the pty) to the guest's stream; end of file closes it.
+fn relay_to_guest(mut from: File, stream: u32, shared: &Shared) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if shared.send_data(stream, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = shared.send_data(stream, &[]);
+}
+
+fn answer(ev: std::result::Result<Event, String>) -> control::Reply {
+    match ev {
+        Ok(Event::Ok) | Ok(Event::Created { .. }) => control::Reply::Ok,
+        Ok(Event::Error { message }) => control::Reply::Error { message },
+        Ok(other) => control::Reply::Error {
+            message: format!("agent: unexpected answer {other:?}"),
+        },
+        Err(message) => control::Reply::Error { message },
+    }
+}
+
+/// One request from the command line.
+fn serve(conn: UnixStream, shared: &Shared) {
+    let (req, fds) = match control::read_request(&conn) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = control::write_reply(&conn, &control::Reply::Error { message: e.to_string() });
+            return;
+        }
+    };
+    let reply = match req {
+        control::Request::Start => start(shared),
+        control::Request::Kill { signal, all } => {
+            let r = shared.request(&Request::Kill { signal, all });
+            let ended = shared.record.lock().unwrap_or_else(|p| p.into_inner()).status == Status::Stopped;
+            match r {
+                // The process ended while the signal was on its way (by it,
+                // likely): the VM went before the agent's answer could come.
+                Err(_) if ended => control::Reply::Ok,
+                r => answer(r),
+            }
+        }
+        control::Request::Exec { process, detach } => return exec(&conn, shared, process, detach, fds),
+    };
+    let _ = control::write_reply(&conn, &reply);
+}
+
+fn start(shared: &Shared) -> control::Reply {
+    {
+        let r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.status.can_start() {
+            let e = container::state::Error::Illegal {
+                id: r.id.clone(),
+                status: r.status,
+                op: "start",
+            };
+            return control::Reply::Error { message: e.to_string() };
+        }
+    }
+    let reply = answer(shared.request(&Request::Start));
+    if reply == control::Reply::Ok {
+        let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        // The process may have ended already: stopped stays stopped.
+        if r.status == Status::Created {
+            r.status = Status::Running;
+            if let Err(e) = shared.store.save(&r) {
+                return control::Reply::Error { message: e.to_string() };
+            }
+        }
+    }
+    reply
+}
+
+fn exec(conn: &UnixStream, shared: &Shared, process: serde_json::Value, detach: bool, fds: Vec<OwnedFd>) {
+    let reply = |r: &control::Reply| {
+        let _ = control::write_reply(conn, r);
+    };
+    let Ok([stdin, stdout, stderr]) = <[OwnedFd; 3]>::try_from(fds) else {
+        reply(&control::Reply::Error {
+            message: "exec: the caller's stdin, stdout and stderr must come with the request".into(),
+        });
+        return;
+    };
+    let stream = shared.next_stream.fetch_add(1, Ordering::SeqCst);
+    let (done_tx, done_rx) = mpsc::channel();
+    shared.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        stream,
+        ExecIo {
+            stdout: File::from(stdout),
+            stderr: File::from(stderr),
+            done: done_tx,
+        },
+    );
+    let r = answer(shared.request(&Request::Exec { stream, process }));
+    if r != control::Reply::Ok {
+        shared.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
+        reply(&r);
+        return;
+    }
+    reply(&r);
+    let stdin = File::from(stdin);
+    std::thread::scope(|s| {
+        s.spawn(|| relay_to_guest(stdin, stream, shared));
+        if !detach {
+            if let Ok(status) = done_rx.recv() {
+                reply(&control::Reply::Exited { status });
+            }
+        }
+    });
+}
+
+fn spawn_signal_relay(mut pipe: File, target: Arc<OnceLock<Arc<Shared>>>) {
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        while let Ok(1) = pipe.read(&mut b) {
+            let sig = i32::from(b[0]);
+            match target.get() {
+                Some(shared) => {
+                    let _ = shared.request(&Request::Kill {
+                        signal: sig,
+                        all: false,
+                    });
+                }
+                // Before the commit the container is not there yet: a
+                // terminating signal ends the attempt.
+                None => abort(),
+            }
+        }
+    });
+}
+
+/// Ends the shim as the container's process ended.
+fn exit_with(status: ExitStatus) -> ! {
+    let _ = io::stdout().flush();
+    if let ExitStatus::Signal(sig) = status {
+        let stops = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+        if !stops.contains(&sig) {
+            // The guest's crash leaves no core file on the host.
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: setrlimit reads the struct we pass; lowering is allowed.
+            unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+            // SAFETY: restoring the default disposition and raising the
+            // signal ends the process as the container's did; the set is
+            // plain data we own.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::raise(sig);
+            }
+        }
+    }
+    std::process::exit(status.as_shell_code())
+}
+
+/// The shim's command line for `create` to run.
+pub fn command_line(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![
+        "shim".into(),
+        "--root".into(),
+        root.into(),
+        "--id".into(),
+        id.into(),
+        "--bundle".into(),
+        bundle.into(),
+    ];
+    if let Some(s) = console_socket {
+        v.push("--console-socket".into());
+        v.push(s.into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_create_builds_is_the_one_the_shim_parses() {
+        let argv = command_line(Path::new("/r"), "c1", Path::new("/b"), Some(Path::new("/s")));
+        let args: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+        let a = Args::try_parse_from(std::iter::once("shim".to_string()).chain(args)).unwrap();
+        assert_eq!((a.root, a.id, a.bundle), ("/r".into(), "c1".into(), "/b".into()));
+        assert_eq!(a.console_socket, Some("/s".into()));
+    }
+
+    #[test]
+    fn sync_messages_are_one_line_of_json() {
+        let line = serde_json::to_string(&Sync::Error { message: "a\nb".into() }).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(
+            serde_json::from_str::<Sync>(&line).unwrap(),
+            Sync::Error { message: "a\nb".into() }
+        );
+    }
+}

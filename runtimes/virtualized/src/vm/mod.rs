@@ -1,3 +1,357 @@
 //! The hypervisor side of the host: finding the guest kernel, probing KVM,
 //! generating the initramfs (agent, modules, packed bundle) and driving QEMU
 //! to a guest whose agent said `Ready`.
+
+pub mod cpio;
+pub mod initramfs;
+pub mod kernel;
+pub mod kvm;
+mod qemu;
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::proto;
+
+/// QEMU's machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// No firmware, no PCI: virtio-mmio devices described by ACPI.
+    Microvm,
+    /// The fallback: PCI, SeaBIOS's linuxboot option ROM.
+    Q35,
+}
+
+impl Machine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+
+    /// The kernel modules (built as modules in Debian's cloud kernel) the
+    /// guest needs to reach the agent's port on this machine.
+    pub fn modules(self) -> &'static [&'static str] {
+        match self {
+            Machine::Microvm => &["virtio_mmio", "virtio_console"],
+            Machine::Q35 => &["virtio_pci", "virtio_console"],
+        }
+    }
+}
+
+/// How QEMU runs the guest's CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// KVM when a probe found it usable (cached), else TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// `OCI_VM_ACCEL=kvm|tcg|auto` overrides what the caller asked for.
+    pub fn with_env_override(self) -> Result<Accel> {
+        match std::env::var("OCI_VM_ACCEL") {
+            Ok(v) => match v.as_str() {
+                "kvm" => Ok(Accel::Kvm),
+                "tcg" => Ok(Accel::Tcg),
+                "auto" | "" => Ok(Accel::Auto),
+                _ => Err(Error::Config(format!("OCI_VM_ACCEL={v:?}: expected kvm, tcg or auto"))),
+            },
+            Err(_) => Ok(self),
+        }
+    }
+}
+
+/// What one container's VM is made of.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub id: String,
+    /// Per-container host directory for QEMU's sockets, console log and
+    /// initramfs.
+    pub dir: PathBuf,
+    /// The OCI bundle on the host (config.json + rootfs); packed into the
+    /// initramfs.
+    pub bundle: PathBuf,
+    /// Guest RAM.
+    pub memory_mib: u32,
+    /// Guest CPUs, at least 1.
+    pub cpus: u32,
+    /// None: Debian's newest /boot/vmlinuz-*-cloud-amd64 (env `OCI_VM_KERNEL`
+    /// overrides).
+    pub kernel: Option<PathBuf>,
+    /// Env `OCI_VM_ACCEL` overrides.
+    pub accel: Accel,
+}
+
+/// Where a boot's time went. Host-side figures are milliseconds since the
+/// spawn of QEMU began. (The agent's channel is a socket QEMU inherits,
+/// connected before QEMU runs: there is no connect step to time.)
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BootTimes {
+    /// Building the initramfs (the cached base copied, the bundle packed),
+    /// before the spawn.
+    pub initramfs_ms: u64,
+    pub initramfs_bytes: u64,
+    /// Spawn → QEMU's process exec'd.
+    pub exec_ms: u64,
+    /// Spawn → the guest's first console byte (the kernel's first line).
+    pub console_ms: Option<u64>,
+    /// Spawn → the agent's `Ready` read.
+    pub ready_ms: u64,
+    /// Machine type used (`microvm` or `q35`).
+    pub machine: String,
+    /// Accelerator used (`kvm` or `tcg`).
+    pub accel: String,
+    /// Guest RAM given (the config's, raised to hold the initramfs).
+    pub memory_mib: u32,
+    /// The guest's own account (its clock).
+    pub guest: Option<proto::GuestBoot>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("vm: {0}")]
+    Config(String),
+    #[error("vm: guest kernel not found: {0}")]
+    KernelNotFound(String),
+    #[error("vm: {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("vm: the bundle is too big to pack: {path} ({size} bytes) brings the archive to {total} bytes, over the cap of {cap}")]
+    TooBig {
+        path: PathBuf,
+        size: u64,
+        total: u64,
+        cap: u64,
+    },
+    #[error("vm: {0}")]
+    Boot(String),
+    #[error("vm: {0}")]
+    Proto(#[from] proto::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The files a VM keeps in its config's directory (removed by [`Vm::kill`]).
+const INITRD: &str = "initrd.cpio";
+const CONSOLE_LOG: &str = "console.log";
+const QEMU_LOG: &str = "qemu.log";
+
+/// How long the guest has to say `Ready` (`OCI_VM_BOOT_TIMEOUT_MS`).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running guest: the QEMU child and the agent's channel. Dropping it
+/// kills the VM.
+#[derive(Debug)]
+pub struct Vm {
+    child: Child,
+    channel: UnixStream,
+    times: BootTimes,
+    dir: PathBuf,
+    console_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn env_ms(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn remove_files(dir: &Path) {
+    for f in [INITRD, CONSOLE_LOG, QEMU_LOG] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+}
+
+impl Vm {
+    /// Spawns QEMU, connects the agent port's chardev socket and waits for
+    /// the agent's `Ready`. The agent is this very binary (`/proc/self/exe`;
+    /// `OCI_VM_AGENT` names another). The machine is microvm, else q35 when
+    /// microvm fails (`OCI_VM_MACHINE=microvm|q35` forces one); extra kernel
+    /// arguments come from `OCI_VM_APPEND`.
+    pub fn boot(cfg: &VmConfig) -> Result<Vm> {
+        let accel = cfg.accel.with_env_override()?;
+        let kernel = kernel::find(
+            cfg.kernel.as_deref(),
+            std::env::var_os("OCI_VM_KERNEL").map(PathBuf::from),
+            Path::new("/boot"),
+        )?;
+        let agent = std::env::var_os("OCI_VM_AGENT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        let machines: &[Machine] = match std::env::var("OCI_VM_MACHINE").as_deref() {
+            Ok("microvm") => &[Machine::Microvm],
+            Ok("q35") => &[Machine::Q35],
+            Ok("") | Err(_) => &[Machine::Microvm, Machine::Q35],
+            Ok(other) => {
+                return Err(Error::Config(format!(
+                    "OCI_VM_MACHINE={other:?}: expected microvm or q35"
+                )))
+            }
+        };
+        let kvm = match accel {
+            Accel::Kvm => true,
+            Accel::Tcg => false,
+            Accel::Auto => kvm::usable(&kernel),
+        };
+        let append_extra = std::env::var("OCI_VM_APPEND").ok();
+        let mttcg = std::env::var("OCI_VM_MTTCG").map(|v| v == "1").unwrap_or(cfg.cpus > 1);
+        let deadline = env_ms("OCI_VM_BOOT_TIMEOUT_MS", BOOT_TIMEOUT);
+        std::fs::create_dir_all(&cfg.dir).map_err(|e| Error::Io {
+            what: "creating",
+            path: cfg.dir.clone(),
+            source: e,
+        })?;
+        let mut failures = Vec::new();
+        for &machine in machines {
+            let t0 = Instant::now();
+            let base = initramfs::base_archive(
+                &initramfs::cache_dir(),
+                &agent,
+                &kernel,
+                Path::new("/lib/modules"),
+                machine,
+            )?;
+            let initrd = cfg.dir.join(INITRD);
+            let size = match initramfs::assemble(&base, &cfg.bundle, &initrd, initramfs::DEFAULT_BUNDLE_CAP) {
+                Ok(s) => s,
+                Err(e) => {
+                    remove_files(&cfg.dir);
+                    return Err(e);
+                }
+            };
+            let initramfs_ms = ms(t0.elapsed());
+            // The guest holds the image and its unpacked files at once, and
+            // the kernel and agent need their own room.
+            let needed = ((2 * size) >> 20) as u32 + 96;
+            let launch = qemu::Launch {
+                machine,
+                kvm,
+                kernel: kernel.image.clone(),
+                initrd,
+                memory_mib: cfg.memory_mib.max(needed),
+                cpus: cfg.cpus.max(1),
+                append: qemu::kernel_cmdline(machine, qemu::host_tsc_khz(), append_extra.as_deref()),
+                mttcg,
+            };
+            let mut started = match qemu::spawn(&launch, &cfg.dir.join(QEMU_LOG), &cfg.dir.join(CONSOLE_LOG)) {
+                Ok(s) => s,
+                Err(e) => {
+                    remove_files(&cfg.dir);
+                    return Err(e);
+                }
+            };
+            match qemu::wait_ready(&mut started, deadline) {
+                Ok((guest, ready)) => {
+                    let since = |t: Instant| ms(t.saturating_duration_since(started.start));
+                    let times = BootTimes {
+                        initramfs_ms,
+                        initramfs_bytes: size,
+                        exec_ms: since(started.exec),
+                        console_ms: started.first_console.get().map(|t| since(*t)),
+                        ready_ms: since(ready),
+                        machine: machine.name().into(),
+                        accel: if kvm { "kvm" } else { "tcg" }.into(),
+                        memory_mib: launch.memory_mib,
+                        guest: Some(guest),
+                    };
+                    return Ok(Vm {
+                        child: started.child,
+                        channel: started.channel,
+                        times,
+                        dir: cfg.dir.clone(),
+                        console_thread: started.console_thread,
+                    });
+                }
+                Err(why) => {
+                    qemu::kill(&mut started.child);
+                    if let Some(t) = started.console_thread.take() {
+                        let _ = t.join();
+                    }
+                    failures.push(format!(
+                        "{} ({} ms): {why}; console: [{}]; qemu: [{}]",
+                        machine.name(),
+                        started.start.elapsed().as_millis(),
+                        qemu::tail(&cfg.dir.join(CONSOLE_LOG), 1500),
+                        qemu::tail(&cfg.dir.join(QEMU_LOG), 500)
+                    ));
+                    remove_files(&cfg.dir);
+                }
+            }
+        }
+        Err(Error::Boot(format!(
+            "{}: boot failed: {}",
+            cfg.id,
+            failures.join(" | then ")
+        )))
+    }
+
+    /// The agent's channel: frames per [`proto`].
+    pub fn channel(&self) -> &UnixStream {
+        &self.channel
+    }
+
+    pub fn qemu_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn boot_times(&self) -> &BootTimes {
+        &self.times
+    }
+
+    /// The guest's console output so far (its boot log, and what the agent
+    /// wrote to /dev/console).
+    pub fn console(&self) -> String {
+        qemu::tail(&self.dir.join(CONSOLE_LOG), 64 * 1024)
+    }
+
+    /// Waits up to `timeout` for QEMU to exit by itself (after a
+    /// `Shutdown`); true if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            if t.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILLs QEMU, reaps it and removes its files in the config's
+    /// directory. Idempotent.
+    pub fn kill(&mut self) {
+        qemu::kill(&mut self.child);
+        if let Some(t) = self.console_thread.take() {
+            let _ = t.join();
+        }
+        let _ = self.channel.shutdown(std::net::Shutdown::Both);
+        remove_files(&self.dir);
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,408 @@
+//! The agent's requests, served by running the native runtime's command
+//! line inside the guest (`/init native --root /run/oci VERB ...`), with the
+//! processes' stdio relayed as data frames.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::reaper;
+use crate::proto::{self, Event, ExitStatus, Frame, Kind, Request};
+use crate::vm::initramfs::GUEST_BUNDLE;
+
+/// The native runtime's state inside the guest.
+const STATE_ROOT: &str = "/run/oci";
+/// The agent's own scratch files (logs, pid files, process.json).
+const WORK: &str = "/run/agent";
+/// How long an ended process's output may still drain before `Exited` is
+/// sent anyway (a daemonised child can hold the pipe open for ever).
+const DRAIN: Duration = Duration::from_secs(2);
+
+type Out = Arc<Mutex<File>>;
+
+fn send(out: &Out, ev: &Event) {
+    let mut f = out.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = proto::write_message(&mut *f, ev) {
+        eprintln!("virtualized agent: sending {ev:?}: {e}");
+    }
+}
+
+fn send_data(out: &Out, kind: Kind, stream: u32, bytes: &[u8]) -> bool {
+    let mut f = out.lock().unwrap_or_else(|p| p.into_inner());
+    proto::write_data(&mut *f, kind, stream, bytes).is_ok()
+}
+
+/// A process's input side, by stream.
+#[derive(Default)]
+struct Input {
+    stdin: Option<File>,
+    tty: Option<Arc<File>>,
+}
+
+pub struct Agent {
+    out: Out,
+    exe: PathBuf,
+    id: Option<String>,
+    inputs: HashMap<u32, Input>,
+    seq: u32,
+    /// Gates to open once the reply being served is sent.
+    gates: Vec<Arc<Gate>>,
+    /// The container process's gate: opened by the reply to its Start or
+    /// Kill.
+    init_gate: Option<Arc<Gate>>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors into a valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both are new descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Relays `src` to the host as `kind` frames on `stream` until EOF, then
+/// closes the stream and says so on `done`.
+fn relay(src: File, out: Out, kind: Kind, stream: u32, done: mpsc::Sender<()>) {
+    std::thread::spawn(move || {
+        let mut src = src;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if !send_data(&out, kind, stream, &buf[..n]) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO: a terminal's last slave closed.
+                Err(_) => break,
+            }
+        }
+        send_data(&out, kind, stream, &[]);
+        let _ = done.send(());
+    });
+}
+
+/// Holds an `Exited` back until the reply that let the process run (Start,
+/// Kill or Exec) is on the wire: the host reads the reply to its request
+/// first.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+    fn wait(&self) {
+        let mut g = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        while !*g {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Sends `Exited` for `pid` on `stream` once it is reaped, its output
+/// drained (`outputs` relays, or [`DRAIN`]) and `gate` open.
+fn watch(pid: i32, stream: u32, outputs: usize, done: mpsc::Receiver<()>, gate: Arc<Gate>, out: Out) {
+    std::thread::spawn(move || {
+        let status = reaper::wait(pid, None).unwrap_or(ExitStatus::Code(-1));
+        gate.wait();
+        let until = std::time::Instant::now() + DRAIN;
+        for _ in 0..outputs {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if done.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+        send(&out, &Event::Exited { stream, status });
+    });
+}
+
+fn set_winsize(tty: &File, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one valid winsize.
+    unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+impl Agent {
+    pub fn new(out: File, exe: PathBuf) -> Agent {
+        let _ = std::fs::create_dir_all(WORK);
+        Agent {
+            out: Arc::new(Mutex::new(out)),
+            exe,
+            id: None,
+            inputs: HashMap::new(),
+            seq: 0,
+            gates: Vec::new(),
+            init_gate: None,
+        }
+    }
+
+    pub fn send(&self, ev: &Event) {
+        send(&self.out, ev)
+    }
+
+    /// Serves frames from `input` until the host closes the channel.
+    pub fn serve(&mut self, mut input: File) -> Result<(), String> {
+        loop {
+            match proto::read_frame(&mut input) {
+                Ok(None) => return Err("the host closed the agent channel".into()),
+                Err(e) => return Err(e.to_string()),
+                Ok(Some(Frame::Control(p))) => match proto::decode::<Request>(&p) {
+                    Ok(Request::Shutdown) => return Ok(()),
+                    Ok(req) => {
+                        if matches!(req, Request::Start | Request::Kill { .. }) {
+                            self.gates.extend(self.init_gate.take());
+                        }
+                        let ev = self.handle(req).unwrap_or_else(|message| Event::Error { message });
+                        self.send(&ev);
+                        for g in self.gates.drain(..) {
+                            g.open();
+                        }
+                    }
+                    Err(e) => self.send(&Event::Error { message: e.to_string() }),
+                },
+                Ok(Some(Frame::Data {
+                    kind: Kind::Stdin,
+                    stream,
+                    bytes,
+                })) => self.stdin(stream, &bytes),
+                Ok(Some(Frame::Data { .. })) => {}
+            }
+        }
+    }
+
+    fn stdin(&mut self, stream: u32, bytes: &[u8]) {
+        let Some(inp) = self.inputs.get_mut(&stream) else {
+            return;
+        };
+        if let Some(tty) = &inp.tty {
+            if !bytes.is_empty() {
+                let _ = (&**tty).write_all(bytes);
+            }
+            return;
+        }
+        if bytes.is_empty() {
+            inp.stdin = None;
+        } else if let Some(w) = inp.stdin.as_mut() {
+            if w.write_all(bytes).is_err() {
+                inp.stdin = None;
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Event, String> {
+        match req {
+            Request::Create { id, terminal, size } => {
+                if self.id.is_some() {
+                    return Err("create: this guest already holds a container".into());
+                }
+                let pid = self.launch(&id, proto::INIT_STREAM, terminal, size, None)?;
+                self.id = Some(id);
+                Ok(Event::Created { pid })
+            }
+            Request::Start => {
+                let id = self.id()?;
+                self.native(&["start", &id], None)?;
+                Ok(Event::Ok)
+            }
+            Request::Kill { signal, all } => {
+                let id = self.id()?;
+                let sig = signal.to_string();
+                let mut args = vec!["kill"];
+                if all {
+                    args.push("--all");
+                }
+                args.extend([id.as_str(), sig.as_str()]);
+                self.native(&args, None)?;
+                Ok(Event::Ok)
+            }
+            Request::Exec { stream, process } => {
+                let id = self.id()?;
+                if stream == proto::INIT_STREAM || self.inputs.contains_key(&stream) {
+                    return Err(format!("exec: stream {stream} is taken"));
+                }
+                let terminal = process.get("terminal").and_then(|t| t.as_bool()).unwrap_or(false);
+                let size = process
+                    .pointer("/consoleSize")
+                    .and_then(|s| Some((s.get("height")?.as_u64()? as u16, s.get("width")?.as_u64()? as u16)));
+                self.launch(&id, stream, terminal, size, Some(&process))?;
+                Ok(Event::Ok)
+            }
+            Request::Resize { stream, rows, cols } => {
+                let tty = self
+                    .inputs
+                    .get(&stream)
+                    .and_then(|i| i.tty.clone())
+                    .ok_or_else(|| format!("resize: stream {stream} has no terminal"))?;
+                set_winsize(&tty, rows, cols);
+                Ok(Event::Ok)
+            }
+            Request::Shutdown => Ok(Event::Ok),
+        }
+    }
+
+    fn id(&self) -> Result<String, String> {
+        self.id
+            .clone()
+            .ok_or_else(|| "no container was created in this guest".into())
+    }
+
+    fn scratch(&mut self, what: &str) -> PathBuf {
+        self.seq += 1;
+        Path::new(WORK).join(format!("{}-{what}", self.seq))
+    }
+
+    /// Runs `/init native --root /run/oci ARGS` and waits for it; its
+    /// failure is the log's text. `stdio` (stdin, stdout, stderr) default to
+    /// none.
+    fn native(&mut self, args: &[&str], stdio: Option<[Stdio; 3]>) -> Result<(), String> {
+        let log = self.scratch("log");
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("native")
+            .arg("--root")
+            .arg(STATE_ROOT)
+            .arg("--log")
+            .arg(&log)
+            .args(args);
+        let [i, o, e] = stdio.unwrap_or_else(|| [Stdio::null(), Stdio::null(), Stdio::null()]);
+        cmd.stdin(i).stdout(o).stderr(e);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("running {} native: {e}", self.exe.display()))?;
+        let pid = child.id() as i32;
+        // The child's ends of the pipes must close here, or the relays
+        // never see EOF.
+        drop(cmd);
+        let status = reaper::wait(pid, None).unwrap_or(ExitStatus::Code(-1));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if status != ExitStatus::Code(0) {
+            let text = text.trim();
+            return Err(if text.is_empty() {
+                format!("native {}: {status:?}", args[0])
+            } else {
+                text.to_string()
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates the container (`process` None) or execs `process` in it,
+    /// detached, with its stdio on `stream`; returns the process's pid and
+    /// arranges its `Exited`.
+    fn launch(
+        &mut self,
+        id: &str,
+        stream: u32,
+        terminal: bool,
+        size: Option<(u16, u16)>,
+        process: Option<&serde_json::Value>,
+    ) -> Result<i32, String> {
+        let pid_file = self.scratch("pid");
+        let pid_s = pid_file.to_string_lossy().into_owned();
+        let console = self.scratch("console.sock");
+        let console_s = console.to_string_lossy().into_owned();
+        let listener = if terminal {
+            let l = UnixListener::bind(&console).map_err(|e| format!("binding {console_s}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| format!("{console_s}: {e}"))?;
+            Some(l)
+        } else {
+            None
+        };
+        let proc_file = self.scratch("process.json");
+        let proc_s = proc_file.to_string_lossy().into_owned();
+        let mut args: Vec<&str> = match process {
+            None => vec!["create", "--bundle", GUEST_BUNDLE, "--pid-file", &pid_s],
+            Some(p) => {
+                std::fs::write(&proc_file, p.to_string()).map_err(|e| format!("writing {proc_s}: {e}"))?;
+                vec!["exec", "--detach", "--process", &proc_s, "--pid-file", &pid_s]
+            }
+        };
+        if terminal {
+            args.extend(["--console-socket", &console_s]);
+        }
+        args.push(id);
+
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut input = Input::default();
+        let outputs;
+        let result = if terminal {
+            let r = self.native(&args, None);
+            if r.is_ok() {
+                let master = receive_master(listener.as_ref().expect("made when terminal"))?;
+                if let Some((rows, cols)) = size {
+                    set_winsize(&master, rows, cols);
+                }
+                let master = Arc::new(master);
+                let reader = master.try_clone().map_err(|e| format!("console: {e}"))?;
+                relay(reader, self.out.clone(), Kind::Stdout, stream, done_tx.clone());
+                input.tty = Some(master);
+            }
+            outputs = 1;
+            r
+        } else {
+            let (in_r, in_w) = pipe()?;
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let r = self.native(&args, Some([in_r.into(), out_w.into(), err_w.into()]));
+            if r.is_ok() {
+                relay(out_r.into(), self.out.clone(), Kind::Stdout, stream, done_tx.clone());
+                relay(err_r.into(), self.out.clone(), Kind::Stderr, stream, done_tx.clone());
+                input.stdin = Some(in_w.into());
+            }
+            outputs = 2;
+            r
+        };
+        let _ = std::fs::remove_file(&console);
+        let _ = std::fs::remove_file(&proc_file);
+        result?;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("reading {pid_s}: {e}"))?
+            .trim()
+            .parse()
+            .map_err(|e| format!("{pid_s}: {e}"))?;
+        let _ = std::fs::remove_file(&pid_file);
+        self.inputs.insert(stream, input);
+        let gate = Arc::new(Gate::default());
+        if stream == proto::INIT_STREAM {
+            self.init_gate = Some(gate.clone());
+        } else {
+            self.gates.push(gate.clone());
+        }
+        watch(pid, stream, outputs, done_rx, gate, self.out.clone());
+        Ok(pid)
+    }
+}
+
+fn receive_master(l: &UnixListener) -> Result<File, String> {
+    let (conn, _) = l
+        .accept()
+        .map_err(|e| format!("the runtime did not send the terminal over --console-socket: {e}"))?;
+    conn.set_nonblocking(false)
+        .map_err(|e| format!("console socket: {e}"))?;
+    let (_, fds) = container::unix::recv_with_fds(&conn).map_err(|e| format!("receiving the terminal: {e}"))?;
+    fds.into_iter()
+        .next()
+        .map(File::from)
+        .ok_or_else(|| "the console socket carried no descriptor".into())
+}
