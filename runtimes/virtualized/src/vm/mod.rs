@@ -6,6 +6,7 @@ pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
 pub mod kvm;
+pub mod lz4;
 mod qemu;
 
 use std::io;
@@ -102,14 +103,22 @@ pub struct BootTimes {
     pub initramfs_bytes: u64,
     /// Spawn → QEMU's process exec'd.
     pub exec_ms: u64,
-    /// Spawn → the guest's first console byte (the kernel's first line).
+    /// Spawn → the guest's first console byte (the bzImage's setup code, or
+    /// with PVH the kernel's first line; none with `quiet`).
     pub console_ms: Option<u64>,
+    /// Spawn → the agent's first console line, on the host's clock: QEMU,
+    /// firmware and kernel together. (The guest's own clock starts late and
+    /// stands still through parts of early boot under TCG.)
+    pub agent_console_ms: Option<u64>,
     /// Spawn → the agent's `Ready` read.
     pub ready_ms: u64,
     /// Machine type used (`microvm` or `q35`).
     pub machine: String,
     /// Accelerator used (`kvm` or `tcg`).
     pub accel: String,
+    /// How the kernel was entered: `pvh` (the extracted vmlinux) or
+    /// `bzimage`.
+    pub entry: String,
     /// Guest RAM given (the config's, raised to hold the initramfs).
     pub memory_mib: u32,
     /// The guest's own account (its clock).
@@ -186,7 +195,10 @@ impl Vm {
     /// the agent's `Ready`. The agent is this very binary (`/proc/self/exe`;
     /// `OCI_VM_AGENT` names another). The machine is microvm, else q35 when
     /// microvm fails (`OCI_VM_MACHINE=microvm|q35` forces one); extra kernel
-    /// arguments come from `OCI_VM_APPEND`.
+    /// arguments come from `OCI_VM_APPEND`, a TCG `-cpu` model from
+    /// `OCI_VM_CPU`, extra machine options from `OCI_VM_MACHINE_OPTS`
+    /// (`,pit=off`), MTTCG from `OCI_VM_MTTCG=1|0`; `OCI_VM_PVH=0` boots
+    /// the bzImage instead of the extracted kernel.
     pub fn boot(cfg: &VmConfig) -> Result<Vm> {
         let accel = cfg.accel.with_env_override()?;
         let kernel = kernel::find(
@@ -213,6 +225,9 @@ impl Vm {
             Accel::Auto => kvm::usable(&kernel),
         };
         let append_extra = std::env::var("OCI_VM_APPEND").ok();
+        let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let cpu = nonempty("OCI_VM_CPU");
+        let machine_opts = nonempty("OCI_VM_MACHINE_OPTS");
         let mttcg = std::env::var("OCI_VM_MTTCG").map(|v| v == "1").unwrap_or(cfg.cpus > 1);
         let deadline = env_ms("OCI_VM_BOOT_TIMEOUT_MS", BOOT_TIMEOUT);
         std::fs::create_dir_all(&cfg.dir).map_err(|e| Error::Io {
@@ -221,7 +236,18 @@ impl Vm {
             source: e,
         })?;
         let mut failures = Vec::new();
-        for &machine in machines {
+        // PVH skips the bzImage's real-mode setup and its decompressor,
+        // which run at emulated speed under TCG; the bzImage stays the
+        // fallback (`OCI_VM_PVH=0` goes straight to it).
+        let mut entries = Vec::new();
+        if std::env::var("OCI_VM_PVH").as_deref() != Ok("0") {
+            match kernel::pvh_image(&kernel, &initramfs::cache_dir()) {
+                Ok(p) => entries.push(("pvh", p)),
+                Err(e) => failures.push(format!("pvh: {e}")),
+            }
+        }
+        entries.push(("bzimage", kernel.image.clone()));
+        for (machine, (entry, image)) in machines.iter().flat_map(|&m| entries.iter().map(move |e| (m, e))) {
             let t0 = Instant::now();
             let base = initramfs::base_archive(
                 &initramfs::cache_dir(),
@@ -245,12 +271,14 @@ impl Vm {
             let launch = qemu::Launch {
                 machine,
                 kvm,
-                kernel: kernel.image.clone(),
+                kernel: image.clone(),
                 initrd,
                 memory_mib: cfg.memory_mib.max(needed),
                 cpus: cfg.cpus.max(1),
                 append: qemu::kernel_cmdline(machine, qemu::host_tsc_khz(), append_extra.as_deref()),
                 mttcg,
+                cpu: cpu.clone(),
+                machine_opts: machine_opts.clone(),
             };
             let mut started = match qemu::spawn(&launch, &cfg.dir.join(QEMU_LOG), &cfg.dir.join(CONSOLE_LOG)) {
                 Ok(s) => s,
@@ -267,9 +295,11 @@ impl Vm {
                         initramfs_bytes: size,
                         exec_ms: since(started.exec),
                         console_ms: started.first_console.get().map(|t| since(*t)),
+                        agent_console_ms: started.agent_console.get().map(|t| since(*t)),
                         ready_ms: since(ready),
                         machine: machine.name().into(),
                         accel: if kvm { "kvm" } else { "tcg" }.into(),
+                        entry: entry.to_string(),
                         memory_mib: launch.memory_mib,
                         guest: Some(guest),
                     };
@@ -287,7 +317,7 @@ impl Vm {
                         let _ = t.join();
                     }
                     failures.push(format!(
-                        "{} ({} ms): {why}; console: [{}]; qemu: [{}]",
+                        "{} {entry} ({} ms): {why}; console: [{}]; qemu: [{}]",
                         machine.name(),
                         started.start.elapsed().as_millis(),
                         qemu::tail(&cfg.dir.join(CONSOLE_LOG), 1500),

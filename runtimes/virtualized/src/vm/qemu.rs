@@ -35,6 +35,10 @@ pub struct Launch {
     pub append: String,
     /// `-accel tcg,thread=multi` (one host thread per vCPU).
     pub mttcg: bool,
+    /// `-cpu` under TCG (QEMU's default, qemu64, when None).
+    pub cpu: Option<String>,
+    /// Appended to the machine's options (e.g. `,pit=off`).
+    pub machine_opts: Option<String>,
 }
 
 /// The kernel command line. `console=ttyS0` gives the boot log (its tail
@@ -93,14 +97,18 @@ pub fn host_tsc_khz() -> Option<u64> {
 pub fn args(l: &Launch) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
-    let machine = match l.machine {
+    let mut machine = match l.machine {
         // No legacy devices it can do without; the serial console stays.
         Machine::Microvm => "microvm,x-option-roms=off",
         Machine::Q35 => "q35",
-    };
+    }
+    .to_string();
+    if let Some(o) = &l.machine_opts {
+        machine.push_str(o);
+    }
     for s in [
         "-M",
-        machine,
+        &machine,
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -121,6 +129,10 @@ pub fn args(l: &Launch) -> Vec<OsString> {
         } else {
             "tcg,thread=single"
         });
+        if let Some(cpu) = &l.cpu {
+            push("-cpu");
+            push(cpu);
+        }
     }
     push("-m");
     push(&l.memory_mib.to_string());
@@ -160,6 +172,8 @@ pub struct Started {
     pub start: Instant,
     pub exec: Instant,
     pub first_console: Arc<OnceLock<Instant>>,
+    /// When the agent's first line ([`crate::guest::CONSOLE_HELLO`]) came.
+    pub agent_console: Arc<OnceLock<Instant>>,
     pub console_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -228,16 +242,23 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
     drop(console_fd);
     let first_console = Arc::new(OnceLock::new());
     let first = first_console.clone();
+    let agent_console = Arc::new(OnceLock::new());
+    let hello = agent_console.clone();
     let console_thread = std::thread::Builder::new()
         .name("vm-console".into())
         .spawn(move || {
             let mut console = console;
             let mut buf = [0u8; 4096];
+            let mut seek = Marker::new(crate::guest::CONSOLE_HELLO.as_bytes());
             loop {
                 match console.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        let _ = first.set(Instant::now());
+                        let now = Instant::now();
+                        let _ = first.set(now);
+                        if hello.get().is_none() && seek.feed(&buf[..n]) {
+                            let _ = hello.set(now);
+                        }
                         let _ = con_log.write_all(&buf[..n]);
                     }
                 }
@@ -250,8 +271,36 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
         start,
         exec,
         first_console,
+        agent_console,
         console_thread,
     })
+}
+
+/// Finds a byte string in a stream read in pieces (it may straddle two).
+pub struct Marker {
+    needle: Vec<u8>,
+    carry: Vec<u8>,
+}
+
+impl Marker {
+    pub fn new(needle: &[u8]) -> Marker {
+        Marker {
+            needle: needle.to_vec(),
+            carry: Vec::new(),
+        }
+    }
+
+    /// True once the stream fed so far contains the needle.
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        self.carry.extend_from_slice(piece);
+        let n = self.needle.len();
+        if n == 0 || self.carry.windows(n).any(|w| w == self.needle.as_slice()) {
+            return true;
+        }
+        let keep = self.carry.len().min(n - 1);
+        self.carry.drain(..self.carry.len() - keep);
+        false
+    }
 }
 
 /// The last `max` bytes of a log, for an error message.
@@ -339,6 +388,8 @@ mod tests {
             cpus: 2,
             append: kernel_cmdline(machine, Some(2_500_000), None),
             mttcg: false,
+            cpu: None,
+            machine_opts: None,
         }
     }
 
@@ -380,6 +431,18 @@ mod tests {
     fn the_host_tsc_rate_is_plausible() {
         let khz = host_tsc_khz().expect("x86_64 hosts have a TSC");
         assert!((100_000..10_000_000).contains(&khz), "{khz}");
+    }
+
+    #[test]
+    fn a_marker_is_found_across_reads() {
+        let mut m = Marker::new(b"agent: up");
+        assert!(!m.feed(b"[ 1.0] boot\nvirtualized ag"));
+        assert!(!m.feed(b"e"));
+        assert!(m.feed(b"nt: up\n"));
+        let mut m = Marker::new(b"xyz");
+        assert!(!m.feed(b"xy"));
+        assert!(!m.feed(b"-z"));
+        assert!(m.feed(b"xyz"));
     }
 
     #[test]
