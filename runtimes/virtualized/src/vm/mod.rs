@@ -198,7 +198,8 @@ impl Vm {
     /// arguments come from `OCI_VM_APPEND`, a TCG `-cpu` model from
     /// `OCI_VM_CPU`, extra machine options from `OCI_VM_MACHINE_OPTS`
     /// (`,pit=off`), MTTCG from `OCI_VM_MTTCG=1|0`; `OCI_VM_PVH=0` boots
-    /// the bzImage instead of the extracted kernel.
+    /// the bzImage instead of the extracted kernel, `OCI_VM_TRIMS=0` leaves
+    /// out the command line's boot trims ([`qemu::kernel_cmdline`]).
     pub fn boot(cfg: &VmConfig) -> Result<Vm> {
         let accel = cfg.accel.with_env_override()?;
         let kernel = kernel::find(
@@ -227,6 +228,7 @@ impl Vm {
         let append_extra = std::env::var("OCI_VM_APPEND").ok();
         let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let cpu = nonempty("OCI_VM_CPU");
+        let trims = std::env::var("OCI_VM_TRIMS").as_deref() != Ok("0");
         let machine_opts = nonempty("OCI_VM_MACHINE_OPTS");
         let mttcg = std::env::var("OCI_VM_MTTCG").map(|v| v == "1").unwrap_or(cfg.cpus > 1);
         let deadline = env_ms("OCI_VM_BOOT_TIMEOUT_MS", BOOT_TIMEOUT);
@@ -275,7 +277,7 @@ impl Vm {
                 initrd,
                 memory_mib: cfg.memory_mib.max(needed),
                 cpus: cfg.cpus.max(1),
-                append: qemu::kernel_cmdline(machine, qemu::host_tsc_khz(), append_extra.as_deref()),
+                append: qemu::kernel_cmdline(machine, qemu::host_tsc_khz(), trims, append_extra.as_deref()),
                 mttcg,
                 cpu: cpu.clone(),
                 machine_opts: machine_opts.clone(),
