@@ -53,16 +53,28 @@ fn main() {
         measure(n, &variants);
         return;
     }
+    // A clone of a template (the default; the first boot makes it), then
+    // a cold boot.
     a_container_runs_in_a_vm_and_leaves_nothing();
-    println!("boot: a_container_runs_in_a_vm_and_leaves_nothing ... ok");
+    println!("boot: a_container_runs_in_a_vm_and_leaves_nothing (template) ... ok");
+    std::env::set_var("OCI_VM_TEMPLATE", "0");
+    a_container_runs_in_a_vm_and_leaves_nothing();
+    println!("boot: a_container_runs_in_a_vm_and_leaves_nothing (cold boot) ... ok");
 }
 
 /// The container's process: prints its arguments to stdout, the memory
-/// limit of its cgroup to stderr, exits 7.
+/// limit of its cgroup and the wall clock to stderr, exits 7.
 fn say(words: &[String]) -> ! {
     println!("{}", words.join(" "));
     let max = std::fs::read_to_string("/sys/fs/cgroup/memory.max").unwrap_or_else(|e| format!("unreadable: {e}\n"));
     eprint!("memory.max={max}");
+    // The guest's wall clock (a template's clone has the host's, sent with
+    // the bundle).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    eprintln!("time={now}");
     std::process::exit(7)
 }
 
@@ -173,6 +185,13 @@ fn a_container_runs_in_a_vm_and_leaves_nothing() {
     let cfg = config(t.path());
     let mut vm = Vm::boot(&cfg).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("boot: {}", serde_json::to_string(vm.boot_times()).unwrap());
+    let template = std::env::var("OCI_VM_TEMPLATE").as_deref() != Ok("0");
+    assert_eq!(
+        vm.boot_times().entry.starts_with("template"),
+        template,
+        "{:?}",
+        vm.boot_times()
+    );
     let ch = vm.channel().try_clone().unwrap();
     ch.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut o = Output::default();
@@ -207,7 +226,18 @@ fn a_container_runs_in_a_vm_and_leaves_nothing() {
     };
     assert_eq!(status, ExitStatus::Code(7));
     assert_eq!(String::from_utf8_lossy(&o.out), "hello from the guest\n");
-    assert_eq!(String::from_utf8_lossy(&o.err), "memory.max=67108864\n");
+    let err = String::from_utf8_lossy(&o.err);
+    let (mem, time) = err.split_once("time=").unwrap_or((&err, ""));
+    assert_eq!(mem, "memory.max=67108864\n");
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let guest: u64 = time
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no guest time in {err:?}"));
+    assert!(host.abs_diff(guest) <= 5, "guest clock {guest}, host {host}");
     proto::write_message(&mut &ch, &Request::Shutdown).unwrap();
     assert!(
         vm.wait_exit(Duration::from_secs(20)),
@@ -287,7 +317,13 @@ fn sample(cfg: &VmConfig) -> serde_json::Map<String, serde_json::Value> {
     assert!(matches!(ev, Event::Created { .. }), "{ev:?}");
     let create = c.elapsed().as_millis() as u64;
     let t: &BootTimes = vm.boot_times();
-    let g = t.guest.clone().expect("a booted VM has the guest's account");
+    // A clone of a template did not boot: no guest account.
+    let g = t.guest.clone().unwrap_or(proto::GuestBoot {
+        kernel: String::new(),
+        agent_start_ms: 0,
+        modules_ms: 0,
+        ready_ms: 0,
+    });
     let mut m = serde_json::Map::new();
     let mut put = |k: &str, v: u64| {
         m.insert(k.into(), v.into());
@@ -301,10 +337,14 @@ fn sample(cfg: &VmConfig) -> serde_json::Map<String, serde_json::Value> {
     put("guest_ready", g.ready_ms);
     // Where the guest's clock starts, seen from the host: QEMU, firmware,
     // setup and decompression (and whatever the guest clock missed).
-    put("pre_guest_clock", t.ready_ms.saturating_sub(g.ready_ms));
+    put(
+        "pre_guest_clock",
+        t.guest.as_ref().map_or(0, |g| t.ready_ms.saturating_sub(g.ready_ms)),
+    );
     put("host_ready", t.ready_ms);
     put("boot_total", boot);
     put("create", create);
+    put("template_created", t.template_created_ms.unwrap_or(0));
     put("initrd_bytes", t.initramfs_bytes);
     m.insert("entry".into(), t.entry.clone().into());
     m.insert("machine".into(), t.machine.clone().into());

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use super::{Error, Machine, Result};
 use crate::proto;
 
-/// The descriptors QEMU finds its two sockets at.
+/// The descriptors QEMU finds its sockets at.
 const AGENT_FD: i32 = 3;
 const CONSOLE_FD: i32 = 4;
+const QMP_FD: i32 = 5;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -39,6 +40,14 @@ pub struct Launch {
     pub cpu: Option<String>,
     /// Appended to the machine's options (e.g. `,pit=off`).
     pub machine_opts: Option<String>,
+    /// Guest RAM from this file: `(path, shared)`. A template's is shared
+    /// (its pages are the template); a clone maps it private (copy on
+    /// write).
+    pub memory_file: Option<(PathBuf, bool)>,
+    /// A QMP monitor on a socket (for templates: stop, save, restore).
+    pub qmp: bool,
+    /// Start paused, waiting for `migrate-incoming`.
+    pub incoming: bool,
 }
 
 /// The kernel command line. `console=ttyS0` gives the boot log (its tail
@@ -175,6 +184,25 @@ pub fn args(l: &Launch) -> Vec<OsString> {
     ] {
         push(s);
     }
+    if let Some((path, shared)) = &l.memory_file {
+        let mut o = OsString::from(format!("memory-backend-file,id=ram,size={}M,mem-path=", l.memory_mib));
+        o.push(path);
+        o.push(if *shared { ",share=on" } else { ",share=off" });
+        a.extend(["-object".into(), o, "-machine".into(), "memory-backend=ram".into()]);
+    }
+    if l.qmp {
+        for s in [
+            "-chardev",
+            &format!("socket,id=qmp,fd={QMP_FD}"),
+            "-mon",
+            "chardev=qmp,mode=control",
+        ] {
+            a.push(s.into());
+        }
+    }
+    if l.incoming {
+        a.extend(["-incoming".into(), "defer".into()]);
+    }
     a.push("-kernel".into());
     a.push(l.kernel.clone().into());
     a.push("-initrd".into());
@@ -193,6 +221,8 @@ pub struct Started {
     pub first_console: Arc<OnceLock<Instant>>,
     /// When the agent's first line ([`crate::guest::CONSOLE_HELLO`]) came.
     pub agent_console: Arc<OnceLock<Instant>>,
+    /// QEMU's monitor, when [`Launch::qmp`].
+    pub qmp: Option<UnixStream>,
     pub console_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -220,17 +250,29 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
         path: console_log.to_path_buf(),
         source: e,
     })?;
+    let (qmp, qmp_end) = match l.qmp {
+        true => {
+            let (q, e) = UnixStream::pair().map_err(|e| Error::Io {
+                what: "creating the QMP socket pair",
+                path: PathBuf::new(),
+                source: e,
+            })?;
+            (Some(q), Some(OwnedFd::from(e)))
+        }
+        false => (None, None),
+    };
     let agent_fd: OwnedFd = agent_end.into();
     let console_fd: OwnedFd = console_end.into();
     let (a, c) = (agent_fd.as_raw_fd(), console_fd.as_raw_fd());
+    let q = qmp_end.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut cmd = Command::new(QEMU);
     cmd.args(args(l)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe calls (prctl, fcntl, dup2) on descriptors the
-    // parent holds open (`agent_fd`, `console_fd` live until after spawn).
-    // Both are first copied above 100 (close-on-exec) so that placing one
-    // at 3 cannot overwrite the other; dup2's copies at 3 and 4 are
-    // inherited.
+    // parent holds open (`agent_fd`, `console_fd`, `qmp_end` live until
+    // after spawn). Each is first copied above 100 (close-on-exec) so that
+    // placing one at 3, 4 or 5 cannot overwrite another; dup2's copies there
+    // are inherited.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
@@ -244,6 +286,12 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
             let hc = libc::fcntl(c, libc::F_DUPFD_CLOEXEC, 100);
             if ha < 0 || hc < 0 || libc::dup2(ha, AGENT_FD) < 0 || libc::dup2(hc, CONSOLE_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if q >= 0 {
+                let hq = libc::fcntl(q, libc::F_DUPFD_CLOEXEC, 100);
+                if hq < 0 || libc::dup2(hq, QMP_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -259,6 +307,7 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
     let exec = Instant::now();
     drop(agent_fd);
     drop(console_fd);
+    drop(qmp_end);
     let first_console = Arc::new(OnceLock::new());
     let first = first_console.clone();
     let agent_console = Arc::new(OnceLock::new());
@@ -291,6 +340,7 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
         exec,
         first_console,
         agent_console,
+        qmp,
         console_thread,
     })
 }
@@ -409,6 +459,9 @@ mod tests {
             mttcg: false,
             cpu: None,
             machine_opts: None,
+            memory_file: None,
+            qmp: false,
+            incoming: false,
         }
     }
 
