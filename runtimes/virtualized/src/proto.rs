@@ -79,9 +79,23 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// For a guest restored from a template: the bundle's archive (newc
+    /// cpio of `/run/bundle`, as the initramfs would have held it) follows
+    /// as Stdin data frames on [`BUNDLE_STREAM`], closed by an empty one.
+    /// The agent unpacks it, sets the clock to the host's (`realtime_ns`
+    /// since the epoch: the template's clock stopped when it was saved) and
+    /// mixes `entropy` into the random pool (every clone of a template
+    /// starts with the same pool), then replies `Ok`.
+    Bundle {
+        realtime_ns: u64,
+        entropy: Vec<u8>,
+    },
     /// Power the guest off; no reply is owed (the channel closes).
     Shutdown,
 }
+
+/// The stream the bundle's archive travels on after [`Request::Bundle`].
+pub const BUNDLE_STREAM: u32 = u32::MAX;
 
 /// Guest to host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

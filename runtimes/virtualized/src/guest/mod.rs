@@ -12,11 +12,17 @@ use std::path::PathBuf;
 
 use crate::proto::{Event, GuestBoot};
 
+/// The agent's first console line: the host times its arrival, which marks
+/// the end of the kernel's share of the boot on the host's clock.
+pub const CONSOLE_HELLO: &str = "virtualized agent: started";
+
 /// The agent's entry point, as PID 1 of the guest. Never returns: on a fatal
 /// error it writes it to the console and powers the guest off (with QEMU's
 /// `-no-reboot`, QEMU then exits and the shim sees why in the console log).
 pub fn main() -> ! {
     let agent_start_ms = setup::uptime_ms();
+    // The kernel opened /dev/console as PID 1's stdio.
+    let _ = writeln!(std::io::stderr(), "{CONSOLE_HELLO}");
     std::panic::set_hook(Box::new(|info| fatal(&format!("panic: {info}"))));
     match run(agent_start_ms) {
         Ok(()) => power_off(),

@@ -46,6 +46,35 @@ struct Input {
     tty: Option<Arc<File>>,
 }
 
+/// Serves [`Request::Bundle`]: reads the archive's frames, unpacks it
+/// under `/`, sets the clock and seeds the random pool.
+fn bundle(input: &mut File, realtime_ns: u64, entropy: &[u8]) -> Result<(), String> {
+    let mut archive = Vec::new();
+    loop {
+        match proto::read_frame(input) {
+            Ok(Some(Frame::Data {
+                kind: Kind::Stdin,
+                stream: proto::BUNDLE_STREAM,
+                bytes,
+            })) => {
+                if bytes.is_empty() {
+                    break;
+                }
+                archive.extend(bytes);
+            }
+            Ok(Some(other)) => return Err(format!("bundle: {other:?} inside the archive's frames")),
+            Ok(None) => return Err("bundle: the channel closed inside the archive".into()),
+            Err(e) => return Err(format!("bundle: {e}")),
+        }
+    }
+    if Path::new(GUEST_BUNDLE).join("config.json").exists() {
+        return Err(format!("bundle: this guest already holds one at {GUEST_BUNDLE}"));
+    }
+    super::setup::set_realtime(realtime_ns)?;
+    super::setup::add_entropy(entropy)?;
+    super::setup::unpack(&archive, Path::new("/"))
+}
+
 pub struct Agent {
     out: Out,
     exe: PathBuf,
@@ -169,6 +198,13 @@ impl Agent {
                 Err(e) => return Err(e.to_string()),
                 Ok(Some(Frame::Control(p))) => match proto::decode::<Request>(&p) {
                     Ok(Request::Shutdown) => return Ok(()),
+                    Ok(Request::Bundle { realtime_ns, entropy }) => {
+                        let ev = match bundle(&mut input, realtime_ns, &entropy) {
+                            Ok(()) => Event::Ok,
+                            Err(message) => Event::Error { message },
+                        };
+                        self.send(&ev);
+                    }
                     Ok(req) => {
                         if matches!(req, Request::Start | Request::Kill { .. }) {
                             self.gates.extend(self.init_gate.take());
@@ -192,6 +228,9 @@ impl Agent {
     }
 
     fn stdin(&mut self, stream: u32, bytes: &[u8]) {
+        if stream == proto::BUNDLE_STREAM {
+            return;
+        }
         let Some(inp) = self.inputs.get_mut(&stream) else {
             return;
         };
@@ -258,6 +297,7 @@ impl Agent {
                 Ok(Event::Ok)
             }
             Request::Shutdown => Ok(Event::Ok),
+            Request::Bundle { .. } => Err("bundle: served by the frame loop".into()),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -205,6 +206,106 @@ pub fn agent_port() -> Result<PathBuf, String> {
     )
 }
 
+/// Unpacks a newc archive under `root` (directories before what they
+/// hold, as the writer orders them): what the kernel does with the
+/// initramfs, for a bundle that came over the channel.
+pub fn unpack(archive: &[u8], root: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in crate::vm::cpio::parse(archive)? {
+        if e.name.split('/').any(|c| c == "..") {
+            return Err(format!("unpack: {} leaves the root", e.name));
+        }
+        let path = root.join(e.name);
+        let err = |what: &str, x: std::io::Error| format!("unpack: {what} {}: {x}", path.display());
+        let perm = e.mode & 0o7777;
+        match e.mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                fs::create_dir_all(&path).map_err(|x| err("mkdir", x))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(perm)).map_err(|x| err("chmod", x))?;
+            }
+            libc::S_IFREG => {
+                fs::write(&path, e.data).map_err(|x| err("writing", x))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(perm)).map_err(|x| err("chmod", x))?;
+            }
+            libc::S_IFLNK => {
+                let target = std::ffi::OsStr::from_bytes(e.data);
+                std::os::unix::fs::symlink(target, &path).map_err(|x| err("symlink", x))?;
+            }
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+                let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| format!("unpack: NUL in {}", e.name))?;
+                let dev = libc::makedev(e.rdev.0, e.rdev.1);
+                // SAFETY: a NUL-terminated path alive for the call.
+                if unsafe { libc::mknod(c.as_ptr(), e.mode, dev) } != 0 {
+                    return Err(errno_msg(&format!("unpack: mknod {}", path.display())));
+                }
+            }
+            _ => continue,
+        }
+        // Ownership as packed; only root may give files away (the agent is
+        // root; an unprivileged test keeps its own).
+        if let Err(x) = std::os::unix::fs::lchown(&path, Some(e.uid), Some(e.gid)) {
+            if x.raw_os_error() != Some(libc::EPERM) {
+                return Err(err("chown", x));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the guest's wall clock (a restored template's stopped when it was
+/// saved).
+pub fn set_realtime(ns: u64) -> Result<(), String> {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: a valid timespec for the call.
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
+        return Err(errno_msg("clock_settime"));
+    }
+    Ok(())
+}
+
+/// Mixes `seed` (the host's randomness) into the guest's pool, credited,
+/// and reseeds the generator at once: clones of one template would
+/// otherwise share their random streams.
+pub fn add_entropy(seed: &[u8]) -> Result<(), String> {
+    // RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07).
+    const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+    const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+    if seed.is_empty() {
+        return Ok(());
+    }
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+    let mut info = Vec::with_capacity(8 + seed.len());
+    info.extend(((seed.len() * 8) as i32).to_ne_bytes());
+    info.extend((seed.len() as i32).to_ne_bytes());
+    info.extend_from_slice(seed);
+    // Keep the buffer 4-aligned for the kernel's view of it as u32s.
+    let words: Vec<u32> = info
+        .chunks(4)
+        .map(|c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            u32::from_ne_bytes(w)
+        })
+        .collect();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/urandom")
+        .map_err(|e| format!("opening /dev/urandom: {e}"))?;
+    // SAFETY: RNDADDENTROPY reads a rand_pool_info whose buf_size bytes
+    // follow its two ints, all inside `words`, alive for the call.
+    if unsafe { libc::ioctl(f.as_raw_fd(), RNDADDENTROPY, words.as_ptr()) } != 0 {
+        return Err(errno_msg("RNDADDENTROPY"));
+    }
+    // SAFETY: RNDRESEEDCRNG takes no argument.
+    if unsafe { libc::ioctl(f.as_raw_fd(), RNDRESEEDCRNG) } != 0 {
+        return Err(errno_msg("RNDRESEEDCRNG"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +348,42 @@ mod tests {
         assert!(load_modules(&t.path().join("order"))
             .unwrap_err()
             .contains("/no/such/module.ko"));
+    }
+
+    #[test]
+    fn an_archive_unpacks_with_its_types_and_modes() {
+        use crate::vm::cpio::{Meta, Writer};
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(Vec::new());
+        w.dir("run/bundle", Meta::new(libc::S_IFDIR | 0o750)).unwrap();
+        w.dir("run/bundle/rootfs", Meta::new(libc::S_IFDIR | 0o755)).unwrap();
+        w.bytes("run/bundle/rootfs/tool", Meta::new(libc::S_IFREG | 0o751), b"#!x")
+            .unwrap();
+        w.symlink("run/bundle/rootfs/t", Meta::new(libc::S_IFLNK | 0o777), b"tool")
+            .unwrap();
+        w.special("run/bundle/rootfs/fifo", Meta::new(libc::S_IFIFO | 0o600), (0, 0))
+            .unwrap();
+        let a = w.finish().unwrap();
+        unpack(&a, t.path()).unwrap();
+        let b = t.path().join("run/bundle");
+        assert_eq!(fs::metadata(&b).unwrap().permissions().mode() & 0o7777, 0o750);
+        assert_eq!(fs::read(b.join("rootfs/tool")).unwrap(), b"#!x");
+        assert_eq!(
+            fs::metadata(b.join("rootfs/tool")).unwrap().permissions().mode() & 0o7777,
+            0o751
+        );
+        assert_eq!(fs::read_link(b.join("rootfs/t")).unwrap(), Path::new("tool"));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::symlink_metadata(b.join("rootfs/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        let mut evil = Writer::new(Vec::new());
+        evil.bytes("run/../../x", Meta::new(libc::S_IFREG | 0o644), b"")
+            .unwrap();
+        assert!(unpack(&evil.finish().unwrap(), t.path())
+            .unwrap_err()
+            .contains("leaves the root"));
     }
 }

@@ -169,6 +169,77 @@ fn pad(v: &mut Vec<u8>) {
     }
 }
 
+/// One entry of an archive being read: its name (no leading `/`), metadata
+/// and data (a regular file's bytes, a symlink's target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub name: &'a str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u32,
+    pub rdev: (u32, u32),
+    pub data: &'a [u8],
+}
+
+/// The entries of (possibly concatenated, zero-padded) newc archives, as
+/// the kernel's unpacker reads them. A malformed archive is an error naming
+/// the offset, never a panic.
+pub fn parse(archive: &[u8]) -> Result<Vec<Entry<'_>>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let field = |at: usize, i: usize| -> Result<u32, String> {
+        let f = archive
+            .get(at + 6 + 8 * i..at + 14 + 8 * i)
+            .ok_or(format!("cpio: truncated header at {at}"))?;
+        std::str::from_utf8(f)
+            .ok()
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .ok_or(format!("cpio: bad header field at {at}"))
+    };
+    loop {
+        while archive.get(at) == Some(&0) {
+            at += 1;
+        }
+        if at >= archive.len() {
+            return Ok(out);
+        }
+        if archive.get(at..at + 6) != Some(MAGIC) {
+            return Err(format!("cpio: no newc magic at {at}"));
+        }
+        let (mode, uid, gid, mtime, size) = (
+            field(at, 1)?,
+            field(at, 2)?,
+            field(at, 3)?,
+            field(at, 5)?,
+            field(at, 6)?,
+        );
+        let (rmaj, rmin, namesize) = (field(at, 9)?, field(at, 10)?, field(at, 11)? as usize);
+        let name_end = (at + 110).checked_add(namesize).filter(|_| namesize > 0);
+        let name = name_end
+            .and_then(|e| archive.get(at + 110..e - 1))
+            .filter(|_| name_end.and_then(|e| archive.get(e - 1)) == Some(&0))
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .ok_or(format!("cpio: bad name at {at}"))?;
+        let data_start = (at + 110 + namesize + 3) & !3;
+        let data = archive
+            .get(data_start..data_start + size as usize)
+            .ok_or(format!("cpio: {name}: data truncated"))?;
+        at = (data_start + size as usize + 3) & !3;
+        if name != TRAILER {
+            out.push(Entry {
+                name,
+                mode,
+                uid,
+                gid,
+                mtime,
+                rdev: (rmaj, rmin),
+                data,
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -287,5 +358,51 @@ pub(crate) mod tests {
         let mut w = Writer::new(Vec::new());
         let err = w.file("f", Meta::new(0o644), 10, &mut &b"abc"[..]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn the_parser_agrees_with_the_writer_and_refuses_garbage() {
+        let mut w = Writer::new(Vec::new());
+        w.dir("/run/bundle", Meta::new(0o755)).unwrap();
+        w.bytes(
+            "run/bundle/config.json",
+            Meta {
+                mode: 0o600,
+                uid: 7,
+                gid: 8,
+                mtime: 9,
+            },
+            b"{}",
+        )
+        .unwrap();
+        w.symlink("run/bundle/l", Meta::new(0o777), b"config.json").unwrap();
+        w.special("run/bundle/null", Meta::new(libc::S_IFCHR | 0o666), (1, 3))
+            .unwrap();
+        let mut a = w.finish().unwrap();
+        a.extend([0u8; 512]);
+        let got = parse(&a).unwrap();
+        let names: Vec<_> = got.iter().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            [
+                "run/bundle",
+                "run/bundle/config.json",
+                "run/bundle/l",
+                "run/bundle/null"
+            ]
+        );
+        assert_eq!(got[1].mode, libc::S_IFREG | 0o600);
+        assert_eq!(
+            (got[1].uid, got[1].gid, got[1].mtime, got[1].data),
+            (7, 8, 9, &b"{}"[..])
+        );
+        assert_eq!(got[2].data, b"config.json");
+        assert_eq!(got[3].rdev, (1, 3));
+        for n in 0..a.len() - 512 {
+            // Cut anywhere inside an entry: an error, never a panic.
+            let _ = parse(&a[..n]);
+        }
+        assert!(parse(b"070701zzzzzzzz").is_err());
+        assert!(parse(b"hello").is_err());
     }
 }

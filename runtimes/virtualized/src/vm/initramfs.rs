@@ -131,7 +131,7 @@ pub fn strip_elf(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
 
 /// What identifies the running binary: a rebuilt agent gets a new base
 /// archive.
-fn exe_identity(exe: &Path) -> Result<String> {
+pub(crate) fn exe_identity(exe: &Path) -> Result<String> {
     let m = fs::metadata(exe).map_err(io_err("reading", exe))?;
     Ok(format!(
         "{}:{}:{}:{}.{}",
@@ -143,7 +143,7 @@ fn exe_identity(exe: &Path) -> Result<String> {
     ))
 }
 
-fn fnv64(s: &str) -> u64 {
+pub(crate) fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
@@ -189,8 +189,8 @@ pub fn base_archive(
     Ok(path)
 }
 
-/// Drops base archives not used for a day (one per agent build otherwise
-/// piles up).
+/// Drops base archives and extracted kernels not used for a day (one per
+/// agent build otherwise piles up).
 fn prune(cache: &Path, keep: &Path) {
     let Ok(entries) = fs::read_dir(cache) else { return };
     let day = std::time::Duration::from_secs(24 * 3600);
@@ -202,7 +202,7 @@ fn prune(cache: &Path, keep: &Path) {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > day);
-        if p != keep && stale && p.extension().is_some_and(|x| x == "cpio") {
+        if p != keep && stale && p.extension().is_some_and(|x| x == "cpio" || x == "vmlinux") {
             let _ = fs::remove_file(p);
         }
     }

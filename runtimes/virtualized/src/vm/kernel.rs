@@ -105,6 +105,125 @@ fn bzimage_release(head: &[u8]) -> Option<String> {
     String::from_utf8(s[..end].to_vec()).ok().filter(|r| !r.is_empty())
 }
 
+/// The compressed payload of a bzImage (Documentation/arch/x86/boot.rst:
+/// `payload_offset` and `payload_length` at 0x248, protocol 2.08+, counted
+/// from the protected-mode code after the `setup_sects` sectors).
+pub fn bzimage_payload(image: &[u8]) -> Option<&[u8]> {
+    if image.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let version = u16::from_le_bytes(image.get(0x206..0x208)?.try_into().ok()?);
+    if version < 0x208 {
+        return None;
+    }
+    let setup_sects = match *image.get(0x1f1)? {
+        0 => 4,
+        n => n as usize,
+    };
+    let u32_at = |o: usize| Some(u32::from_le_bytes(image.get(o..o + 4)?.try_into().ok()?) as usize);
+    let start = (setup_sects + 1) * 512 + u32_at(0x248)?;
+    image.get(start..start.checked_add(u32_at(0x24c)?)?)
+}
+
+/// The 32-bit PVH entry point an ELF64 kernel announces (the Xen ELF note
+/// XEN_ELFNOTE_PHYS32_ENTRY, type 18, which QEMU needs to boot it without
+/// the bzImage's real-mode setup and decompressor).
+pub fn pvh_entry(elf: &[u8]) -> Option<u32> {
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?) as usize);
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?) as usize);
+    let (phoff, phentsize, phnum) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    for i in 0..phnum {
+        let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32_at(ph)? != 4 {
+            continue; // not PT_NOTE
+        }
+        let (off, size) = (u64_at(ph + 8)?, u64_at(ph + 32)?);
+        let notes = elf.get(off..off.checked_add(size)?)?;
+        let mut n = 0;
+        let align4 = |x: usize| x.checked_add(3).map(|x| x & !3);
+        while n + 12 <= notes.len() {
+            let word = |o: usize| u32::from_le_bytes(notes[o..o + 4].try_into().unwrap()) as usize;
+            let (namesz, descsz, kind) = (word(n), word(n + 4), word(n + 8));
+            let name_at = n + 12;
+            let desc_at = name_at.checked_add(align4(namesz)?)?;
+            let next = desc_at.checked_add(align4(descsz)?)?;
+            let name = notes.get(name_at..name_at + namesz)?;
+            if name == b"Xen\0" && kind == 18 && descsz >= 4 {
+                return Some(u32::from_le_bytes(notes.get(desc_at..desc_at + 4)?.try_into().ok()?));
+            }
+            n = next;
+        }
+    }
+    None
+}
+
+/// The kernel inside a bzImage, as an ELF file with a PVH entry. Debian's
+/// x86 kernels compress it with LZ4 (legacy frames); the build appends the
+/// decompressed size as a little-endian u32, which is checked.
+pub fn extract_vmlinux(image: &Path) -> Result<Vec<u8>> {
+    let bz = fs::read(image).map_err(|e| Error::Io {
+        what: "reading kernel",
+        path: image.to_path_buf(),
+        source: e,
+    })?;
+    let bad = |why: String| Error::Config(format!("{}: no PVH kernel to extract: {why}", image.display()));
+    let payload = bzimage_payload(&bz).ok_or_else(|| bad("not a bzImage (boot protocol 2.08+)".into()))?;
+    let magic = payload.get(..4).unwrap_or_default();
+    if magic != super::lz4::LEGACY_MAGIC.to_le_bytes() {
+        let what = match magic {
+            [0x1f, 0x8b, ..] => "gzip",
+            [0xfd, b'7', b'z', b'X'] => "xz",
+            [0x28, 0xb5, 0x2f, 0xfd] => "zstd",
+            [b'B', b'Z', b'h', _] => "bzip2",
+            _ => "an unknown format",
+        };
+        return Err(bad(format!("the payload is {what}, only LZ4 is decoded")));
+    }
+    let (stream, size) = payload.split_at(payload.len().saturating_sub(4));
+    let size = u32::from_le_bytes(size.try_into().map_err(|_| bad("payload too short".into()))?) as usize;
+    let out = super::lz4::decode_legacy(stream, size).map_err(|e| bad(e.to_string()))?;
+    if out.len() != size {
+        return Err(bad(format!("decoded {} bytes, the image says {size}", out.len())));
+    }
+    if pvh_entry(&out).is_none() {
+        return Err(bad("the kernel has no PVH entry note (CONFIG_PVH)".into()));
+    }
+    Ok(out)
+}
+
+/// The extracted kernel for `kernel`, cached in `cache` beside the base
+/// initramfs archives (written once, atomically; keyed by the bzImage's
+/// identity, so an upgraded kernel is extracted anew).
+pub fn pvh_image(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
+    let key = format!("{}|{}", kernel.release, super::initramfs::exe_identity(&kernel.image)?);
+    let hash = super::initramfs::fnv64(&key);
+    let path = cache.join(format!("{}-{hash:016x}.vmlinux", kernel.release));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let elf = extract_vmlinux(&kernel.image)?;
+    let io = |what, p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::Io {
+            what,
+            path: p,
+            source: e,
+        }
+    };
+    fs::create_dir_all(cache).map_err(io("creating", cache))?;
+    let tmp = cache.join(format!(".vmlinux-{}-{hash:x}.tmp", std::process::id()));
+    if let Err(e) = fs::write(&tmp, &elf) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io("writing", &tmp)(e));
+    }
+    fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+    Ok(path)
+}
+
 /// Compares releases number by number ("6.10.0" after "6.9.3").
 fn version_cmp(a: &str, b: &str) -> Ordering {
     fn parts(s: &str) -> Vec<std::result::Result<u64, &str>> {
@@ -212,5 +331,81 @@ mod tests {
         let mut head = vec![0u8; 64 * 1024];
         let n = read_full(&mut f, &mut head).unwrap();
         assert_eq!(bzimage_release(&head[..n]).as_deref(), Some(k.release.as_str()));
+    }
+
+    /// A minimal ELF64 with one PT_NOTE segment holding `notes`.
+    fn elf_with_notes(notes: &[(&[u8], u32, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, kind, desc) in notes {
+            body.extend((name.len() as u32).to_le_bytes());
+            body.extend((desc.len() as u32).to_le_bytes());
+            body.extend(kind.to_le_bytes());
+            body.extend(*name);
+            body.resize(body.len().next_multiple_of(4), 0);
+            body.extend(*desc);
+            body.resize(body.len().next_multiple_of(4), 0);
+        }
+        let mut e = vec![0u8; 64 + 56];
+        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        e[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        e[64..68].copy_from_slice(&4u32.to_le_bytes());
+        e[64 + 8..64 + 16].copy_from_slice(&120u64.to_le_bytes());
+        e[64 + 32..64 + 40].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        e.extend(body);
+        e
+    }
+
+    #[test]
+    fn the_pvh_entry_is_read_from_the_xen_note() {
+        let e = elf_with_notes(&[
+            (b"GNU\0", 3, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            (b"Xen\0", 6, b"linux\0"),
+            (b"Xen\0", 18, &0x0100_0850u32.to_le_bytes()),
+        ]);
+        assert_eq!(pvh_entry(&e), Some(0x0100_0850));
+        let none = elf_with_notes(&[(b"Xen\0", 6, b"linux\0")]);
+        assert_eq!(pvh_entry(&none), None);
+        // Truncated or lying headers are refused, not a panic.
+        for n in 0..e.len() {
+            let _ = pvh_entry(&e[..n]);
+        }
+        let mut lying = e.clone();
+        lying[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(pvh_entry(&lying), None);
+        assert_eq!(pvh_entry(b"#!/bin/sh\n"), None);
+    }
+
+    #[test]
+    fn the_payload_is_found_from_the_setup_header() {
+        let mut img = vec![0u8; 0x2000];
+        img[0x1f1] = 2;
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x206..0x208].copy_from_slice(&0x20fu16.to_le_bytes());
+        img[0x248..0x24c].copy_from_slice(&0x10u32.to_le_bytes());
+        img[0x24c..0x250].copy_from_slice(&5u32.to_le_bytes());
+        img[3 * 512 + 0x10..3 * 512 + 0x15].copy_from_slice(b"hello");
+        assert_eq!(bzimage_payload(&img), Some(&b"hello"[..]));
+        img[0x24c..0x250].copy_from_slice(&0x10000u32.to_le_bytes());
+        assert_eq!(bzimage_payload(&img), None);
+        img[0x206..0x208].copy_from_slice(&0x206u16.to_le_bytes());
+        assert_eq!(bzimage_payload(&img), None);
+    }
+
+    #[test]
+    fn the_installed_kernel_yields_a_pvh_vmlinux() {
+        let Ok(k) = find(None, None, Path::new("/boot")) else {
+            eprintln!("skipped: no kernel in /boot");
+            return;
+        };
+        match extract_vmlinux(&k.image) {
+            Ok(elf) => assert!(pvh_entry(&elf).is_some()),
+            // Only a kernel that is not LZ4 or lacks CONFIG_PVH may refuse.
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains("only LZ4") || e.contains("PVH entry note"), "{e}");
+            }
+        }
     }
 }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use super::{Error, Machine, Result};
 use crate::proto;
 
-/// The descriptors QEMU finds its two sockets at.
+/// The descriptors QEMU finds its sockets at.
 const AGENT_FD: i32 = 3;
 const CONSOLE_FD: i32 = 4;
+const QMP_FD: i32 = 5;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -35,14 +36,45 @@ pub struct Launch {
     pub append: String,
     /// `-accel tcg,thread=multi` (one host thread per vCPU).
     pub mttcg: bool,
+    /// `-cpu` under TCG (QEMU's default, qemu64, when None).
+    pub cpu: Option<String>,
+    /// Appended to the machine's options (e.g. `,pit=off`).
+    pub machine_opts: Option<String>,
+    /// Guest RAM from this file: `(path, shared)`. A template's is shared
+    /// (its pages are the template); a clone maps it private (copy on
+    /// write).
+    pub memory_file: Option<(PathBuf, bool)>,
+    /// A QMP monitor on a socket (for templates: stop, save, restore).
+    pub qmp: bool,
+    /// Start paused, waiting for `migrate-incoming`.
+    pub incoming: bool,
 }
 
 /// The kernel command line. `console=ttyS0` gives the boot log (its tail
 /// names why a boot failed); `panic=-1` with `-no-reboot` turns a guest
 /// panic into QEMU's exit instead of a hang. `tsc_khz`: see
-/// [`host_tsc_khz`].
-pub fn kernel_cmdline(machine: Machine, tsc_khz: Option<u64>, extra: Option<&str>) -> String {
+/// [`host_tsc_khz`]. The rest cut the boot (medians of interleaved boots
+/// under TCG here; tests/boot.rs `--boots` remeasures them):
+/// - `cryptomgr.notests`: no self-tests of every crypto algorithm the kernel
+///   registers (about 400 ms); the guest's only use of crypto is module
+///   signature checks;
+/// - `noreplace-smp`: a one-vCPU kernel keeps its LOCK prefixes instead of
+///   patching every one of them out, code writes that TCG pays for with
+///   retranslation (about 400 ms);
+/// - `tsc=reliable`: no clocksource watchdog, which on microvm (no HPET, no
+///   ACPI PM timer) checks the TSC against late TCG ticks, declares it
+///   unstable and leaves the guest on jiffies (no cost in time).
+///
+/// Measured and left out: `quiet` (no faster under TCG here),
+/// `rcupdate.rcu_expedited=1`, `initcall_blacklist` of the slowest
+/// initcalls (gains within the noise).
+///
+/// `trims` false leaves those three out (`OCI_VM_TRIMS=0`, to remeasure).
+pub fn kernel_cmdline(machine: Machine, tsc_khz: Option<u64>, trims: bool, extra: Option<&str>) -> String {
     let mut a: Vec<String> = ["console=ttyS0", "panic=-1", "reboot=t"].map(String::from).to_vec();
+    if trims {
+        a.extend(["cryptomgr.notests", "noreplace-smp", "tsc=reliable"].map(String::from));
+    }
     if machine == Machine::Microvm {
         // No PCI bus to probe on microvm.
         a.push("pci=off".into());
@@ -93,14 +125,18 @@ pub fn host_tsc_khz() -> Option<u64> {
 pub fn args(l: &Launch) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
-    let machine = match l.machine {
+    let mut machine = match l.machine {
         // No legacy devices it can do without; the serial console stays.
         Machine::Microvm => "microvm,x-option-roms=off",
         Machine::Q35 => "q35",
-    };
+    }
+    .to_string();
+    if let Some(o) = &l.machine_opts {
+        machine.push_str(o);
+    }
     for s in [
         "-M",
-        machine,
+        &machine,
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -121,6 +157,10 @@ pub fn args(l: &Launch) -> Vec<OsString> {
         } else {
             "tcg,thread=single"
         });
+        if let Some(cpu) = &l.cpu {
+            push("-cpu");
+            push(cpu);
+        }
     }
     push("-m");
     push(&l.memory_mib.to_string());
@@ -144,6 +184,25 @@ pub fn args(l: &Launch) -> Vec<OsString> {
     ] {
         push(s);
     }
+    if let Some((path, shared)) = &l.memory_file {
+        let mut o = OsString::from(format!("memory-backend-file,id=ram,size={}M,mem-path=", l.memory_mib));
+        o.push(path);
+        o.push(if *shared { ",share=on" } else { ",share=off" });
+        a.extend(["-object".into(), o, "-machine".into(), "memory-backend=ram".into()]);
+    }
+    if l.qmp {
+        for s in [
+            "-chardev",
+            &format!("socket,id=qmp,fd={QMP_FD}"),
+            "-mon",
+            "chardev=qmp,mode=control",
+        ] {
+            a.push(s.into());
+        }
+    }
+    if l.incoming {
+        a.extend(["-incoming".into(), "defer".into()]);
+    }
     a.push("-kernel".into());
     a.push(l.kernel.clone().into());
     a.push("-initrd".into());
@@ -160,6 +219,10 @@ pub struct Started {
     pub start: Instant,
     pub exec: Instant,
     pub first_console: Arc<OnceLock<Instant>>,
+    /// When the agent's first line ([`crate::guest::CONSOLE_HELLO`]) came.
+    pub agent_console: Arc<OnceLock<Instant>>,
+    /// QEMU's monitor, when [`Launch::qmp`].
+    pub qmp: Option<UnixStream>,
     pub console_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -187,17 +250,29 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
         path: console_log.to_path_buf(),
         source: e,
     })?;
+    let (qmp, qmp_end) = match l.qmp {
+        true => {
+            let (q, e) = UnixStream::pair().map_err(|e| Error::Io {
+                what: "creating the QMP socket pair",
+                path: PathBuf::new(),
+                source: e,
+            })?;
+            (Some(q), Some(OwnedFd::from(e)))
+        }
+        false => (None, None),
+    };
     let agent_fd: OwnedFd = agent_end.into();
     let console_fd: OwnedFd = console_end.into();
     let (a, c) = (agent_fd.as_raw_fd(), console_fd.as_raw_fd());
+    let q = qmp_end.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut cmd = Command::new(QEMU);
     cmd.args(args(l)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe calls (prctl, fcntl, dup2) on descriptors the
-    // parent holds open (`agent_fd`, `console_fd` live until after spawn).
-    // Both are first copied above 100 (close-on-exec) so that placing one
-    // at 3 cannot overwrite the other; dup2's copies at 3 and 4 are
-    // inherited.
+    // parent holds open (`agent_fd`, `console_fd`, `qmp_end` live until
+    // after spawn). Each is first copied above 100 (close-on-exec) so that
+    // placing one at 3, 4 or 5 cannot overwrite another; dup2's copies there
+    // are inherited.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
@@ -211,6 +286,12 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
             let hc = libc::fcntl(c, libc::F_DUPFD_CLOEXEC, 100);
             if ha < 0 || hc < 0 || libc::dup2(ha, AGENT_FD) < 0 || libc::dup2(hc, CONSOLE_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if q >= 0 {
+                let hq = libc::fcntl(q, libc::F_DUPFD_CLOEXEC, 100);
+                if hq < 0 || libc::dup2(hq, QMP_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -226,18 +307,26 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
     let exec = Instant::now();
     drop(agent_fd);
     drop(console_fd);
+    drop(qmp_end);
     let first_console = Arc::new(OnceLock::new());
     let first = first_console.clone();
+    let agent_console = Arc::new(OnceLock::new());
+    let hello = agent_console.clone();
     let console_thread = std::thread::Builder::new()
         .name("vm-console".into())
         .spawn(move || {
             let mut console = console;
             let mut buf = [0u8; 4096];
+            let mut seek = Marker::new(crate::guest::CONSOLE_HELLO.as_bytes());
             loop {
                 match console.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        let _ = first.set(Instant::now());
+                        let now = Instant::now();
+                        let _ = first.set(now);
+                        if hello.get().is_none() && seek.feed(&buf[..n]) {
+                            let _ = hello.set(now);
+                        }
                         let _ = con_log.write_all(&buf[..n]);
                     }
                 }
@@ -250,8 +339,37 @@ pub fn spawn(l: &Launch, qemu_log: &Path, console_log: &Path) -> Result<Started>
         start,
         exec,
         first_console,
+        agent_console,
+        qmp,
         console_thread,
     })
+}
+
+/// Finds a byte string in a stream read in pieces (it may straddle two).
+pub struct Marker {
+    needle: Vec<u8>,
+    carry: Vec<u8>,
+}
+
+impl Marker {
+    pub fn new(needle: &[u8]) -> Marker {
+        Marker {
+            needle: needle.to_vec(),
+            carry: Vec::new(),
+        }
+    }
+
+    /// True once the stream fed so far contains the needle.
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        self.carry.extend_from_slice(piece);
+        let n = self.needle.len();
+        if n == 0 || self.carry.windows(n).any(|w| w == self.needle.as_slice()) {
+            return true;
+        }
+        let keep = self.carry.len().min(n - 1);
+        self.carry.drain(..self.carry.len() - keep);
+        false
+    }
 }
 
 /// The last `max` bytes of a log, for an error message.
@@ -337,8 +455,13 @@ mod tests {
             initrd: "/d/initrd".into(),
             memory_mib: 256,
             cpus: 2,
-            append: kernel_cmdline(machine, Some(2_500_000), None),
+            append: kernel_cmdline(machine, Some(2_500_000), true, None),
             mttcg: false,
+            cpu: None,
+            machine_opts: None,
+            memory_file: None,
+            qmp: false,
+            incoming: false,
         }
     }
 
@@ -383,10 +506,26 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_is_found_across_reads() {
+        let mut m = Marker::new(b"agent: up");
+        assert!(!m.feed(b"[ 1.0] boot\nvirtualized ag"));
+        assert!(!m.feed(b"e"));
+        assert!(m.feed(b"nt: up\n"));
+        let mut m = Marker::new(b"xyz");
+        assert!(!m.feed(b"xy"));
+        assert!(!m.feed(b"-z"));
+        assert!(m.feed(b"xyz"));
+    }
+
+    #[test]
     fn extra_kernel_arguments_are_appended() {
         assert_eq!(
-            kernel_cmdline(Machine::Q35, Some(1), Some(" quiet ")),
-            "console=ttyS0 panic=-1 reboot=t quiet"
+            kernel_cmdline(Machine::Q35, Some(1), true, Some(" quiet ")),
+            "console=ttyS0 panic=-1 reboot=t cryptomgr.notests noreplace-smp tsc=reliable quiet"
+        );
+        assert_eq!(
+            kernel_cmdline(Machine::Microvm, None, false, None),
+            "console=ttyS0 panic=-1 reboot=t pci=off"
         );
     }
 }
