@@ -41,7 +41,10 @@ fn create_killed_mid_boot_leaves_nothing() {
     spec.set_args(&["/probe", "sleep", "inf"]);
     b.write_spec(&spec).unwrap();
     let root = t.path().join("root");
+    // A cold boot: cloned from a template, create is over before it could
+    // be caught mid-boot.
     let mut create = Command::new(env!("CARGO_BIN_EXE_virtualized"))
+        .env("OCI_VM_TEMPLATE", "0")
         .arg("--root")
         .arg(&root)
         .args(["create", "--bundle"])
@@ -58,6 +61,14 @@ fn create_killed_mid_boot_leaves_nothing() {
     });
     create.kill().unwrap();
     let st = create.wait().unwrap();
+    if !booting || st.success() {
+        // Whatever went wrong, leave nothing running.
+        let _ = Command::new(env!("CARGO_BIN_EXE_virtualized"))
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", "c1"])
+            .output();
+    }
     assert!(booting, "QEMU never started");
     assert!(
         !st.success(),

@@ -20,12 +20,14 @@ pub fn can_run() -> bool {
     true
 }
 
-/// Pids of processes whose command line mentions `dir` (shims and QEMUs of
-/// containers under that state root), other than this test.
+/// Pids of processes whose command line mentions `dir` (the shims of
+/// containers under that state root), and their descendants (QEMU: a VM
+/// cloned from a template names only the cache on its command line), other
+/// than this test. Zombies count: a process not reaped is still left.
 pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
     let needle = dir.to_string_lossy().into_owned();
     let me = std::process::id() as i32;
-    let mut v = Vec::new();
+    let mut all = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -33,15 +35,38 @@ pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
         if pid == me {
             continue;
         }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
             continue;
         };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&needle) {
-            v.push((pid, cmd));
+        // The parent is the second field after the parenthesised name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok())
+            .unwrap_or(0);
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let mut cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.is_empty() {
+            cmd = stat.split_once(' ').map(|(_, r)| r.to_string()).unwrap_or_default();
         }
+        all.push((pid, ppid, cmd));
     }
-    v
+    let mut found: Vec<i32> = all.iter().filter(|(_, _, c)| c.contains(&needle)).map(|p| p.0).collect();
+    loop {
+        let more: Vec<i32> = all
+            .iter()
+            .filter(|(pid, ppid, _)| found.contains(ppid) && !found.contains(pid))
+            .map(|p| p.0)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        found.extend(more);
+    }
+    all.into_iter()
+        .filter(|(pid, _, _)| found.contains(pid))
+        .map(|(pid, _, cmd)| (pid, cmd))
+        .collect()
 }
 
 /// Every file below `dir`.
