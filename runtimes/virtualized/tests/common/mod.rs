@@ -51,7 +51,11 @@ pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
         }
         all.push((pid, ppid, cmd));
     }
-    let mut found: Vec<i32> = all.iter().filter(|(_, _, c)| c.contains(&needle)).map(|p| p.0).collect();
+    let mut found: Vec<i32> = all
+        .iter()
+        .filter(|(_, _, c)| c.contains(&needle))
+        .map(|p| p.0)
+        .collect();
     loop {
         let more: Vec<i32> = all
             .iter()
