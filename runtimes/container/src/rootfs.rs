@@ -472,8 +472,30 @@ fn mount_cgroup(
         .collect();
     let unified = hier.iter().all(|h| h.fstype == "cgroup2");
     if unified {
-        sys.mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), opts.flags, None)
-            .map_err(os(format!("{field}: mounting cgroup2 on {shown}")))?;
+        match sys.mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), opts.flags, None) {
+            Ok(()) => {}
+            // A user namespace that does not own the cgroup namespace may
+            // not mount cgroup2 (a pure v2 host, no cgroup namespace):
+            // the container's own cgroup directory is bound instead, as
+            // runc does with the hierarchy.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && !cfg.cgroupns => {
+                let own = sys.read_to_string(Path::new("/proc/self/cgroup")).unwrap_or_default();
+                let src = hier
+                    .first()
+                    .map(|h| own_cgroup_dir(h, &own))
+                    .filter(|d| sys.stat(d).is_ok())
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+                let o = MountOptions {
+                    bind: true,
+                    recursive: true,
+                    flags: opts.flags,
+                    ..Default::default()
+                };
+                let what = format!("{field}: binding {} on {shown} (cgroup2: EPERM)", src.display());
+                bind_mount(sys, &src, target, &o, &what)?;
+            }
+            Err(e) => return Err(os(format!("{field}: mounting cgroup2 on {shown}"))(e)),
+        }
         return apply_propagation(sys, field, target, dest, opts);
     }
     sys.mount(

@@ -717,6 +717,38 @@ fn cgroup_on_a_hybrid_host_without_a_cgroup_namespace_binds_own_dirs() {
 }
 
 #[test]
+fn cgroup2_refused_in_a_user_namespace_binds_the_own_cgroup_dir() {
+    let f = fixture();
+    let cg = f.rootfs.join("sys/fs/cgroup");
+    let spec = spec_with(json!({"linux": {"namespaces": [{"type": "user"}, {"type": "mount"}]}}));
+    f.sys.fail_on("mount", &cg, libc::EPERM);
+    // The recorder fails every mount on the path, the bind included: what
+    // matters is which calls were tried, in order.
+    let _ = prepare(&cfg(&f, &spec), &f.sys);
+    let m = mounts(&f.sys.calls());
+    let nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME;
+    let i = m.iter().position(|c| c.path() == Some(cg.as_path())).unwrap();
+    assert_eq!(
+        &m[i..i + 2],
+        &[
+            mount(Some("cgroup2"), &cg, Some("cgroup2"), nsx | MS_RDONLY, None),
+            // The own dir does not exist on the recorder's host: the
+            // hierarchy is bound.
+            mount(Some("/sys/fs/cgroup"), &cg, None, MS_BIND | MS_REC, None),
+        ]
+    );
+    let h = &parse_mountinfo(UNIFIED)[0];
+    assert_eq!(own_cgroup_dir(h, PROC_CGROUP), Path::new("/sys/fs/cgroup/ctr"));
+    // With a cgroup namespace the refusal is an error, not a bind.
+    let f = fixture();
+    let cg = f.rootfs.join("sys/fs/cgroup");
+    let spec = spec_with(json!({"linux": {"namespaces": [{"type": "user"}, {"type": "mount"}, {"type": "cgroup"}]}}));
+    f.sys.fail_on("mount", &cg, libc::EPERM);
+    let err = prepare(&cfg(&f, &spec), &f.sys).unwrap_err().to_string();
+    assert!(err.contains("mounting cgroup2 on /sys/fs/cgroup"), "{err}");
+}
+
+#[test]
 fn mountinfo_parsing_unescapes() {
     let m = parse_mountinfo(
         "36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n",
