@@ -82,7 +82,8 @@ pub const CASES: &[Case] = &[
             "config-linux.id-mappings.gid",
             "config-linux.namespaces.user",
         ],
-        needs: &[Need::Namespace("user")],
+        // Read on the host, in the bundle: a VM's rootfs is a copy.
+        needs: &[Need::Namespace("user"), Need::Unchanged("host-files")],
         summary: "a file the container's root creates is owned by the mapped host uid and gid",
         run: user_files_owned_by_mapped_id,
     },
