@@ -1,10 +1,12 @@
 //! `virtualized delete [--force] ID`: the container must be stopped (or
-//! forced); its shim and QEMU are gone and its state directory removed
-//! when this returns.
+//! forced); its shim and QEMU are gone, its poststop hooks have run (on the
+//! host, failures are warnings) and its state directory is removed when
+//! this returns.
 
 use std::time::{Duration, Instant};
 
 use container::state::{start_time, Status};
+use native::log::Logger;
 
 use crate::shim::state::{self, Record, Store};
 
@@ -52,7 +54,31 @@ pub fn stop(r: &Record) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(store: &Store, a: native::commands::delete::Args) -> anyhow::Result<i32> {
+/// Runs the poststop hooks of the config in `r`'s bundle, with the state as
+/// `state` prints it (stopped); returns their failures, as the native
+/// runtime does (a bundle whose config cannot be read runs none).
+pub fn poststop(r: &Record) -> Vec<String> {
+    let Ok(spec) = container::config::load(&r.bundle) else {
+        return Vec::new();
+    };
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    crate::shim::hooks::poststop(&hooks, &r.oci())
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// The end of a container once its shim is gone: poststop hooks (their
+/// failures logged as warnings), then the state directory.
+pub fn destroy(store: &Store, r: &Record, log: &Logger) -> anyhow::Result<()> {
+    for w in poststop(r) {
+        log.warn(&w);
+    }
+    store.remove(&r.id)?;
+    Ok(())
+}
+
+pub fn run(store: &Store, a: native::commands::delete::Args, log: &Logger) -> anyhow::Result<i32> {
     let r = match store.load(&a.id) {
         // runc: a forced delete of an unknown container is not an error.
         Err(state::Error::State(container::state::Error::NotFound(_))) if a.force => return Ok(0),
@@ -68,6 +94,6 @@ pub fn run(store: &Store, a: native::commands::delete::Args) -> anyhow::Result<i
         .into());
     }
     stop(&r)?;
-    store.remove(&a.id)?;
+    destroy(store, &r, log)?;
     Ok(0)
 }

@@ -48,7 +48,7 @@ fn run(store: Store, cmd: Command, log: &Logger) -> anyhow::Result<i32> {
         Command::Start(a) => start::run(&store, a),
         Command::State(a) => state::run(&store, a),
         Command::Kill(a) => kill::run(&store, a),
-        Command::Delete(a) => delete::run(&store, a),
+        Command::Delete(a) => delete::run(&store, a, log),
         Command::Run(a) => run::run(&store, a, log),
         Command::Exec(a) => exec::run(&store, a),
         Command::Features => features::run(),

@@ -24,11 +24,20 @@ pub fn run(store: &Store, a: RunArgs, log: &Logger) -> anyhow::Result<i32> {
     let id = a.create.id.clone();
     let mut l = super::create::launch(store, &a.create)?;
     if let Err(e) = super::start::run(store, native::commands::start::Args { id: id.clone() }) {
-        if let Ok(r) = store.load(&id) {
-            let _ = super::delete::stop(&r);
+        let r = store.load(&id);
+        if let Ok(r) = &r {
+            let _ = super::delete::stop(r);
         }
         let _ = l.child.wait();
-        let _ = store.remove(&id);
+        // As a forced delete would: poststop hooks, then the state.
+        match r {
+            Ok(r) => {
+                let _ = super::delete::destroy(store, &r, log);
+            }
+            Err(_) => {
+                let _ = store.remove(&id);
+            }
+        }
         return Err(e);
     }
     if a.detach {
@@ -50,8 +59,12 @@ pub fn run(store: &Store, a: RunArgs, log: &Logger) -> anyhow::Result<i32> {
     }
     let status = l.child.wait()?;
     SHIM.store(0, Ordering::SeqCst);
-    if let Err(e) = store.remove(&id) {
-        log.warn(&e.to_string());
+    let ended = match store.load(&id) {
+        Ok(r) => super::delete::destroy(store, &r, log),
+        Err(_) => store.remove(&id).map_err(anyhow::Error::from),
+    };
+    if let Err(e) = ended {
+        log.warn(&format!("{e:#}"));
     }
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c,

@@ -9,6 +9,7 @@
 //! VM, the sockets and the state directory.
 
 pub mod control;
+pub mod hooks;
 pub mod pty;
 pub mod sizing;
 pub mod state;
@@ -83,6 +84,8 @@ pub enum Error {
     Os { what: String, source: io::Error },
     #[error("agent: {0}")]
     Agent(String),
+    #[error(transparent)]
+    Hook(#[from] container::hooks::Error),
     #[error("create went away before it committed the container")]
     Abandoned,
 }
@@ -307,6 +310,32 @@ fn prepare(
         }
         _ => None,
     };
+    let me = std::process::id() as i32;
+    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    let mut record = Record {
+        id: a.id.clone(),
+        pid: me,
+        pid_start: container::state::start_time(me).unwrap_or(0),
+        qemu_pid: vm.qemu_pid(),
+        qemu_start: container::state::start_time(vm.qemu_pid()).unwrap_or(0),
+        bundle: a.bundle.clone(),
+        rootfs: if rootfs.is_absolute() {
+            rootfs
+        } else {
+            a.bundle.join(rootfs)
+        },
+        created: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        status: Status::Creating,
+        exit: None,
+        boot: serde_json::to_value(vm.boot_times()).unwrap_or_default(),
+    };
+    // The runtime environment is the VM, up; the container is not made yet
+    // (runtime.md, Lifecycle, steps 2-4). The guest's config does not hold
+    // these kinds, so they run once.
+    let spec_hooks = spec.hooks().clone().unwrap_or_default();
+    hooks::create(&spec_hooks, &record.oci_as(Status::Creating))?;
+    check_abort()?;
     let mut chan = vm.channel().try_clone().map_err(os("agent channel"))?;
     let req = Request::Create {
         id: a.id.clone(),
@@ -333,26 +362,8 @@ fn prepare(
     let (dir_fd, short) = control::short_path(&store.dir(&a.id)).map_err(os("state directory"))?;
     let listener = UnixListener::bind(&short).map_err(os(format!("binding {}", store.socket(&a.id).display())))?;
     drop(dir_fd);
-    let me = std::process::id() as i32;
-    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let record = Record {
-        id: a.id.clone(),
-        pid: me,
-        pid_start: container::state::start_time(me).unwrap_or(0),
-        qemu_pid: vm.qemu_pid(),
-        qemu_start: container::state::start_time(vm.qemu_pid()).unwrap_or(0),
-        bundle: a.bundle.clone(),
-        rootfs: if rootfs.is_absolute() {
-            rootfs
-        } else {
-            a.bundle.join(rootfs)
-        },
-        created: container::time::now_rfc3339(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        status: Status::Created,
-        exit: None,
-        boot: serde_json::to_value(vm.boot_times()).unwrap_or_default(),
-    };
+    record.created = container::time::now_rfc3339();
+    record.status = Status::Created;
     store.save(&record)?;
     let _ = created;
     let mut line = serde_json::to_vec(&Sync::Created { pid: me }).unwrap_or_default();

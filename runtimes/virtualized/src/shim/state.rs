@@ -140,7 +140,12 @@ impl Record {
     /// its own, not in `annotations`, which hold the config's alone
     /// (runtime.md: absent or empty when the config has none).
     pub fn oci(&self) -> serde_json::Value {
-        let status = self.status();
+        self.oci_as(self.status())
+    }
+
+    /// The state document as it stands at a step of the lifecycle that
+    /// names its status (what a hook of that step reads on stdin).
+    pub fn oci_as(&self, status: Status) -> serde_json::Value {
         let mut v = serde_json::json!({
             "ociVersion": container::OCI_VERSION,
             "id": self.id,
@@ -193,6 +198,9 @@ mod tests {
         r.pid_start += 1;
         assert_eq!(r.status(), Status::Stopped);
         assert_eq!(r.oci()["pid"], 0);
+        // A hook's view names its step's status, whatever the shim is now.
+        assert_eq!(r.oci_as(Status::Running)["status"], "running");
+        assert_eq!(r.oci_as(Status::Running)["pid"], r.pid);
     }
 
     #[test]

@@ -273,11 +273,31 @@ fn write_base(out: &Path, agent: &Path, kernel: &Kernel, modules_root: &Path, ma
     file.sync_all().map_err(io_err("syncing", out))
 }
 
-/// A bind mount's host source packed into the guest at `guest`.
+/// A host file or tree (a bind mount's source, a createContainer hook's
+/// binary) packed into the guest at `guest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedMount {
     pub host: PathBuf,
     pub guest: String,
+}
+
+/// The hook kinds whose path is resolved and run in the runtime namespace
+/// (config.md, POSIX-platform Hooks). A VM runtime's is the host's: the
+/// shim runs them there, and the guest's config does not hold them, so
+/// they run once.
+pub const HOST_HOOKS: [&str; 4] = ["prestart", "createRuntime", "poststart", "poststop"];
+
+/// What goes into the guest for one bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestBundle {
+    /// config.json as the guest reads it.
+    pub config: Value,
+    /// The host rootfs, packed at `/run/bundle/rootfs`.
+    pub rootfs: PathBuf,
+    /// Bind-mount sources, packed under `/run/bundle/mounts`.
+    pub mounts: Vec<PackedMount>,
+    /// createContainer hook binaries, packed under `/run/bundle/hooks`.
+    pub hooks: Vec<PackedMount>,
 }
 
 fn is_bind(m: &Value) -> bool {
@@ -290,18 +310,17 @@ fn is_bind(m: &Value) -> bool {
 /// The bundle's config.json as the guest needs it: `root.path` is
 /// `rootfs` (packed beside it), and each bind mount whose source is a host
 /// regular file or directory outside /dev points at its packed copy under
-/// `/run/bundle/mounts/N`. Returns the rewritten config, the host rootfs
-/// and the mounts to pack.
-pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<(Value, PathBuf, Vec<PackedMount>)> {
+/// `/run/bundle/mounts/N`. Hooks: see [`rewrite_hooks`].
+pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<GuestBundle> {
     let root = cfg
         .pointer("/root/path")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::Config(format!("{}/config.json: root.path is missing", bundle.display())))?;
     let rootfs = bundle.join(root);
     cfg["root"]["path"] = Value::from("rootfs");
-    let mut packed = Vec::new();
-    if let Some(mounts) = cfg.get_mut("mounts").and_then(Value::as_array_mut) {
-        for m in mounts.iter_mut().filter(|m| is_bind(m)) {
+    let mut mounts = Vec::new();
+    if let Some(list) = cfg.get_mut("mounts").and_then(Value::as_array_mut) {
+        for m in list.iter_mut().filter(|m| is_bind(m)) {
             let Some(src) = m.get("source").and_then(Value::as_str) else {
                 continue;
             };
@@ -313,12 +332,66 @@ pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<(Value, PathBuf, 
             if !(meta.is_file() || meta.is_dir()) {
                 continue;
             }
-            let guest = format!("{GUEST_BUNDLE}/mounts/{}", packed.len());
+            let guest = format!("{GUEST_BUNDLE}/mounts/{}", mounts.len());
             m["source"] = Value::from(guest.clone());
-            packed.push(PackedMount { host, guest });
+            mounts.push(PackedMount { host, guest });
         }
     }
-    Ok((cfg, rootfs, packed))
+    let hooks = rewrite_hooks(&mut cfg);
+    Ok(GuestBundle {
+        config: cfg,
+        rootfs,
+        mounts,
+        hooks,
+    })
+}
+
+/// The guest's hooks: the kinds of [`HOST_HOOKS`] are removed (the shim
+/// runs them on the host). A createContainer hook's path is resolved in the
+/// runtime namespace, the host's, but the hook runs in the container's
+/// namespaces, in the guest: its binary (the host file the path names,
+/// symlinks followed) is packed at `/run/bundle/hooks/N`, once per file,
+/// and the path points there. A path that names no regular file on the host
+/// is left as it is, to fail in the guest when the hook's turn comes, as it
+/// would natively. startContainer paths are the container's and stay.
+/// Only the binary travels: an interpreter or shared libraries it needs
+/// must be in the guest.
+fn rewrite_hooks(cfg: &mut Value) -> Vec<PackedMount> {
+    let mut packed: Vec<PackedMount> = Vec::new();
+    let Some(hooks) = cfg.get_mut("hooks").and_then(Value::as_object_mut) else {
+        return packed;
+    };
+    for kind in HOST_HOOKS {
+        hooks.remove(kind);
+    }
+    let Some(list) = hooks.get_mut("createContainer").and_then(Value::as_array_mut) else {
+        return packed;
+    };
+    for h in list {
+        let Some(path) = h.get("path").and_then(Value::as_str).map(Path::new) else {
+            continue;
+        };
+        if !path.is_absolute() {
+            continue;
+        }
+        let Ok(host) = fs::canonicalize(path) else { continue };
+        if !fs::metadata(&host).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let guest = match packed.iter().find(|p| p.host == host) {
+            Some(p) => p.guest.clone(),
+            None => {
+                let guest = format!("{GUEST_BUNDLE}/hooks/{}", packed.len());
+                packed.push(PackedMount {
+                    host,
+                    guest: guest.clone(),
+                });
+                guest
+            }
+        };
+        h["path"] = Value::from(guest);
+    }
+    packed
 }
 
 /// Packs host trees into an archive under a size cap.
@@ -390,26 +463,29 @@ impl<W: Write> Packer<'_, W> {
 }
 
 /// Writes the per-container archive of `bundle` to `w`: config.json
-/// rewritten, the rootfs, and the bind-mount sources it packs.
+/// rewritten, the rootfs, and the bind-mount sources and createContainer
+/// hook binaries it packs.
 pub fn write_bundle<W: Write>(w: &mut Writer<W>, bundle: &Path, out: &Path, cap: u64) -> Result<()> {
     let cfg_path = bundle.join("config.json");
     let text = fs::read(&cfg_path).map_err(io_err("reading", &cfg_path))?;
     let cfg: Value =
         serde_json::from_slice(&text).map_err(|e| Error::Config(format!("{}: {e}", cfg_path.display())))?;
-    let (cfg, rootfs, mounts) = rewrite_config(cfg, bundle)?;
+    let g = rewrite_config(cfg, bundle)?;
     let werr = io_err("writing", out);
     w.dir(GUEST_BUNDLE, Meta::new(0o755)).map_err(werr)?;
-    let json = serde_json::to_vec(&cfg).expect("a Value serializes");
+    let json = serde_json::to_vec(&g.config).expect("a Value serializes");
     w.bytes(&format!("{GUEST_BUNDLE}/config.json"), Meta::new(0o644), &json)
         .map_err(io_err("writing", out))?;
     let mut p = Packer { w, cap, out };
-    p.tree(&rootfs, &format!("{GUEST_BUNDLE}/rootfs"))?;
-    if !mounts.is_empty() {
-        p.w.dir(&format!("{GUEST_BUNDLE}/mounts"), Meta::new(0o755))
-            .map_err(io_err("writing", out))?;
-    }
-    for m in &mounts {
-        p.tree(&m.host, &m.guest)?;
+    p.tree(&g.rootfs, &format!("{GUEST_BUNDLE}/rootfs"))?;
+    for (dir, files) in [("mounts", &g.mounts), ("hooks", &g.hooks)] {
+        if !files.is_empty() {
+            p.w.dir(&format!("{GUEST_BUNDLE}/{dir}"), Meta::new(0o755))
+                .map_err(io_err("writing", out))?;
+        }
+        for m in files {
+            p.tree(&m.host, &m.guest)?;
+        }
     }
     Ok(())
 }
@@ -519,7 +595,13 @@ kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/dr
                 {"destination": "/gone", "type": "bind", "source": "/does/not/exist"}
             ]
         });
-        let (c, rootfs, packed) = rewrite_config(cfg, b).unwrap();
+        let GuestBundle {
+            config: c,
+            rootfs,
+            mounts: packed,
+            hooks,
+        } = rewrite_config(cfg, b).unwrap();
+        assert!(hooks.is_empty());
         assert_eq!(rootfs, PathBuf::from("/elsewhere/rootfs"));
         assert_eq!(c["root"], serde_json::json!({"path": "rootfs", "readonly": true}));
         assert_eq!(c["mounts"][0]["source"], "proc");
@@ -542,6 +624,65 @@ kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/dr
         );
     }
 
+    #[test]
+    fn host_hooks_leave_the_guest_and_create_container_binaries_travel() {
+        let t = tempfile::tempdir().unwrap();
+        let b = t.path();
+        fs::write(b.join("hook"), b"#!hook").unwrap();
+        std::os::unix::fs::symlink(b.join("hook"), b.join("alias")).unwrap();
+        fs::write(b.join("other"), b"#!other").unwrap();
+        let host = |p: &str| serde_json::json!([{"path": b.join(p), "args": ["x", p]}]);
+        let cfg = serde_json::json!({
+            "root": {"path": "rootfs"},
+            "hooks": {
+                "prestart": host("hook"),
+                "createRuntime": host("hook"),
+                "createContainer": [
+                    {"path": b.join("hook"), "args": ["h", "1"], "env": ["A=1"], "timeout": 3},
+                    {"path": b.join("other")},
+                    {"path": b.join("alias")},
+                    {"path": "/does/not/exist"},
+                    {"path": "relative"}
+                ],
+                "startContainer": [{"path": "/in/the/container"}],
+                "poststart": host("hook"),
+                "poststop": host("hook")
+            }
+        });
+        let g = rewrite_config(cfg, b).unwrap();
+        let hooks = g.config["hooks"].as_object().unwrap();
+        let mut kinds: Vec<&str> = hooks.keys().map(String::as_str).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["createContainer", "startContainer"]);
+        let cc = &hooks["createContainer"];
+        // Only the path changes; the same file (through a symlink too) is
+        // packed once.
+        assert_eq!(
+            cc[0],
+            serde_json::json!({"path": "/run/bundle/hooks/0", "args": ["h", "1"], "env": ["A=1"], "timeout": 3})
+        );
+        assert_eq!(cc[1]["path"], "/run/bundle/hooks/1");
+        assert_eq!(cc[2]["path"], "/run/bundle/hooks/0");
+        assert_eq!(cc[3]["path"], "/does/not/exist");
+        assert_eq!(cc[4]["path"], "relative");
+        assert_eq!(hooks["startContainer"][0]["path"], "/in/the/container");
+        let real = fs::canonicalize(b).unwrap();
+        assert_eq!(
+            g.hooks,
+            [
+                PackedMount {
+                    host: real.join("hook"),
+                    guest: "/run/bundle/hooks/0".into()
+                },
+                PackedMount {
+                    host: real.join("other"),
+                    guest: "/run/bundle/hooks/1".into()
+                },
+            ]
+        );
+        assert!(g.mounts.is_empty());
+    }
+
     fn small_bundle(b: &Path) {
         let r = b.join("rootfs");
         fs::create_dir_all(r.join("bin")).unwrap();
@@ -550,9 +691,13 @@ kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/dr
         std::os::unix::fs::symlink("bin/tool", r.join("t")).unwrap();
         std::os::unix::fs::chown(r.join("bin/tool"), Some(1000), Some(1001)).ok();
         fs::write(b.join("extra"), b"xx").unwrap();
+        fs::write(b.join("hook"), b"#!hook").unwrap();
+        fs::set_permissions(b.join("hook"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let hook = serde_json::json!([{"path": b.join("hook")}]);
         let cfg = serde_json::json!({
             "root": {"path": "rootfs"},
-            "mounts": [{"destination": "/x", "type": "bind", "source": b.join("extra")}]
+            "mounts": [{"destination": "/x", "type": "bind", "source": b.join("extra")}],
+            "hooks": {"prestart": hook, "createContainer": hook}
         });
         fs::write(b.join("config.json"), cfg.to_string()).unwrap();
     }
@@ -579,6 +724,10 @@ kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/dr
         assert_eq!((tool.uid, tool.gid), (md.uid(), md.gid()));
         assert_eq!(find("run/bundle/rootfs/t").data, b"bin/tool");
         assert_eq!(find("run/bundle/mounts/0").data, b"xx");
+        assert!(cfg["hooks"].get("prestart").is_none());
+        assert_eq!(cfg["hooks"]["createContainer"][0]["path"], "/run/bundle/hooks/0");
+        let hook = find("run/bundle/hooks/0");
+        assert_eq!((hook.mode, &hook.data[..]), (libc::S_IFREG | 0o755, &b"#!hook"[..]));
         // Parents come before what they hold.
         let pos = |n: &str| got.iter().position(|e| e.name == n).unwrap();
         assert!(pos("run/bundle/rootfs") < pos("run/bundle/rootfs/bin"));
