@@ -15,7 +15,7 @@ use oci_spec::runtime::{Hook, Hooks, Mount, Spec};
 use serde_json::Value;
 
 use crate::bundle::{Bundle, SpecExt};
-use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Verdict};
+use crate::case::{check, check_eq, fail, skip, Case, CaseResult, Need, Verdict};
 use crate::ctx::{Container, Ctx};
 use crate::runtime::CreateOpts;
 
@@ -38,7 +38,7 @@ pub const CASES: &[Case] = &[
             "config.hooks.poststart-when",
             "config.hooks.poststop-when",
         ],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "all six kinds run once each, in lifecycle order, inside create, start and delete",
         run: lifecycle_order,
     },
@@ -52,21 +52,21 @@ pub const CASES: &[Case] = &[
             "runtime.state.status-running",
             "runtime.state.status-stopped",
         ],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "each hook reads the state on stdin: id, bundle, the status of its step and the pid of its namespace",
         run: state_on_stdin,
     },
     Case {
         id: "hooks::args_env",
         clauses: &["config.hooks.args", "config.hooks.env"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "createRuntime and createContainer hooks get exactly their args (argv[0] included) and env",
         run: args_env,
     },
     Case {
         id: "hooks::order_within_kind",
         clauses: &["config.hooks.order"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "three hooks of one kind (createRuntime, createContainer, poststop) run in the listed order",
         run: order_within_kind,
     },
@@ -94,7 +94,7 @@ pub const CASES: &[Case] = &[
             "config.hooks.create-container-path-runtime-ns",
             "config.hooks.start-container-path-container-ns",
         ],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "createContainer (host path) and startContainer (container path) hooks run in the container's namespaces",
         run: container_namespace,
     },
@@ -115,14 +115,14 @@ pub const CASES: &[Case] = &[
     Case {
         id: "hooks::create_container_fail",
         clauses: &["runtime.lifecycle.create-container-fail", "runtime.create.apply-error-no-container"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "a failing createContainer hook makes create fail and leaves no container",
         run: create_container_fail,
     },
     Case {
         id: "hooks::start_container_fail",
         clauses: &["runtime.lifecycle.start-container-fail"],
-        needs: &[],
+        needs: &[Need::Unchanged("host-files")],
         summary: "a failing startContainer hook makes start fail; the program never runs and the container stops",
         run: start_container_fail,
     },

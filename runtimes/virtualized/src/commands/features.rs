@@ -21,7 +21,10 @@ pub const BY_DESIGN: &[(&str, &str)] = &[
         "host-files",
         "the bundle (rootfs and bind-mount sources) travels into the guest as a copy packed in its initramfs, \
          with no shared filesystem: what the container writes or mounts stays in the guest, and host sockets \
-         (a seccomp listenerPath) cannot be reached from it",
+         (a seccomp listenerPath) cannot be reached from it; createContainer and startContainer hooks run in \
+         the container's namespaces, in the guest (a createContainer hook's host binary travels packed too), so \
+         what they write stays in the guest as well (prestart, createRuntime, poststart and poststop hooks run \
+         on the host)",
     ),
     (
         "host-namespaces",
