@@ -8,4 +8,5 @@ bash ci/packages.sh
 cargo build --release --quiet
 # --hybrid-as-v1: crun 1.8 refuses hybrid cgroup hosts; a no-op elsewhere.
 exec ./target/x86_64-unknown-linux-gnu/release/harness bench --hybrid-as-v1 \
-  --runtime native --runtime sandboxed --runtime runc --runtime crun --runtime 'runsc --network=none' "$@"
+  --runtime native --runtime sandboxed --runtime virtualized --runtime runc --runtime crun \
+  --runtime 'runsc --network=none' "$@"

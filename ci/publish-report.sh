@@ -16,10 +16,12 @@ conform() {
 }
 conform native --runtime native
 conform sandboxed --runtime sandboxed
+conform virtualized --runtime virtualized --jobs 2 --timeout 60
 conform runc --runtime runc
 conform crun --runtime crun --hybrid-as-v1
 conform runsc --runtime runsc --runtime-arg=--network=none --runtime-arg=--oci-seccomp
 bash ci/bench.sh --format json --output reports/bench/latest.json >/dev/null || [ $? -eq 1 ]
-"$h" report reports/conform/native.json reports/conform/sandboxed.json reports/conform/runc.json reports/conform/crun.json \
+"$h" report reports/conform/native.json reports/conform/sandboxed.json reports/conform/virtualized.json \
+    reports/conform/runc.json reports/conform/crun.json \
     reports/conform/runsc.json reports/bench/latest.json -o reports/latest
 echo "published: reports/latest/report.md and reports/latest/report.html" >&2

@@ -19,7 +19,7 @@ pub const BY_DESIGN: &[(&str, &str)] = &[
     ),
     (
         "host-files",
-        "the bundle (rootfs and bind-mount sources) travels into the guest as a copy packed in its initramfs, \
+        "the bundle (rootfs and bind-mount sources) travels into the guest as a packed copy (over the agent channel, or in the initramfs of a cold boot), \
          with no shared filesystem: what the container writes or mounts stays in the guest, and host sockets \
          (a seccomp listenerPath) cannot be reached from it; createContainer and startContainer hooks run in \
          the container's namespaces, in the guest (a createContainer hook's host binary travels packed too), so \
