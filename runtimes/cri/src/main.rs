@@ -109,9 +109,7 @@ fn main() {
                 log_path,
                 oom_files,
             };
-            let mut out = std::io::stdout();
-            let code = cri::monitor::run_detached(&opts, &mut out);
-            code
+            cri::monitor::run_detached(&opts, &mut std::io::stdout())
         }
         Cmd::Pause { lo_up } => cri::pause::run(lo_up),
     };

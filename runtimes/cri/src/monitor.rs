@@ -378,7 +378,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("memory.events");
         std::fs::write(&f, "low 0\noom 1\noom_kill 0\n").unwrap();
-        assert!(!oom_killed(&[f.clone()]));
+        assert!(!oom_killed(std::slice::from_ref(&f)));
         std::fs::write(&f, "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
         assert!(oom_killed(&[f]));
     }

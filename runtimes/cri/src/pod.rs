@@ -348,6 +348,10 @@ impl Cri {
         }
         if record.own_cgroup_parent {
             crate::stats::remove_cgroup(&record.cgroup_parent);
+            // The common parent of our pods goes with the last of them.
+            if let Some((common, _)) = record.cgroup_parent.rsplit_once('/') {
+                crate::stats::remove_cgroup(common);
+            }
         }
         self.store.remove(Kind::Pod, &record.id)?;
         Ok(())
