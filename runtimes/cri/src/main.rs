@@ -1,5 +1,117 @@
-//! `cri`: see the library's documentation.
+//! `cri`: the CRI server (`cri serve`), and the two roles the server runs
+//! this same binary in: a container's monitor (`cri monitor`) and a pod's
+//! infra process (`cri pause`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cri", version, about = "A CRI v1 server for runc-compatible runtimes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve CRI on a unix socket.
+    Serve {
+        #[arg(long)]
+        socket: PathBuf,
+        /// Where pods, containers and runtime state live.
+        #[arg(long)]
+        root: PathBuf,
+        /// TOML: runtime handlers, streaming address, state directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run one container and record its output and exit (started by serve).
+    Monitor {
+        #[arg(long)]
+        runtime: PathBuf,
+        #[arg(long = "runtime-arg", allow_hyphen_values = true)]
+        runtime_args: Vec<String>,
+        #[arg(long = "runtime-root")]
+        runtime_root: PathBuf,
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long = "state-dir")]
+        state_dir: PathBuf,
+        #[arg(long = "log-path")]
+        log_path: Option<PathBuf>,
+        #[arg(long = "oom-file")]
+        oom_files: Vec<PathBuf>,
+        id: String,
+    },
+    /// A pod's infra process: hold the namespaces, reap, exit on SIGTERM.
+    Pause {
+        #[arg(long = "lo-up")]
+        lo_up: bool,
+    },
+}
+
+fn serve(socket: PathBuf, root: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let bundled = exe.parent().map(PathBuf::from).unwrap_or_default();
+    let path = std::env::var("PATH").unwrap_or_default();
+    let config = match config {
+        Some(f) => cri::handlers::Config::load(&f, &bundled, &path)?,
+        None => cri::handlers::Config::defaults(&bundled, &path),
+    };
+    let root = config.state_dir.clone().unwrap_or(root);
+    let images = Arc::new(cri::rootfs::Directories);
+    let state = Arc::new(cri::Cri::new(config, &root, exe, images)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        cri::server::serve(state, &socket, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("serving on {}: {e}", socket.display()))
+    })
+}
 
 fn main() {
-    std::process::exit(2)
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Cmd::Serve { socket, root, config } => match serve(socket, root, config) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("cri serve: {e:#}");
+                1
+            }
+        },
+        Cmd::Monitor {
+            runtime,
+            runtime_args,
+            runtime_root,
+            bundle,
+            state_dir,
+            log_path,
+            oom_files,
+            id,
+        } => {
+            let opts = cri::monitor::Options {
+                runtime,
+                runtime_args,
+                runtime_root,
+                bundle,
+                id,
+                state_dir,
+                log_path,
+                oom_files,
+            };
+            cri::monitor::run_detached(&opts, &mut std::io::stdout())
+        }
+        Cmd::Pause { lo_up } => cri::pause::run(lo_up),
+    };
+    std::process::exit(code);
 }
