@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod ctx;
 pub mod gate;
 pub mod host;
+pub mod image;
 pub mod load;
 pub mod reaper;
 pub mod render;
