@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod case;
 pub mod cases;
 pub mod cleanup;
+pub mod cri;
 pub mod ctx;
 pub mod gate;
 pub mod host;
