@@ -71,6 +71,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [{cri}]
   sandbox_image = "{sandbox}"
   enable_selinux = false
+  # No CAP_SYS_RESOURCE here (ENVIRONMENT.md): the sandbox's default
+  # oom_score_adj of -998 is below ours, and runc's init dies setting it.
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 

@@ -18,13 +18,16 @@ pub const SKOPEO_BIN: &str = "/usr/bin/skopeo";
 pub const REPO: &str = "oci-harness/probe";
 
 /// The images the cases use, by tag: `latest` (sleeps: also the sandbox
-/// image), `user` (runs as uid 1000 in /tmp, with an env of its own).
+/// image), `user` (runs as uid 1000 in /tmp, with an env of its own),
+/// `removable` (a config of its own, so that removing it leaves the others).
 pub fn test_images() -> Vec<ImageSpec> {
     let mut user = ImageSpec::probe("user");
     user.user = crate::image::USER_UID.to_string();
     user.working_dir = "/tmp".into();
     user.env.push("OCI_HARNESS_IMAGE=user".into());
-    vec![ImageSpec::probe("latest"), user]
+    let mut removable = ImageSpec::probe("removable");
+    removable.labels.insert("oci-harness.image".into(), "removable".into());
+    vec![ImageSpec::probe("latest"), user, removable]
 }
 
 /// Whether an HTTP registry answers `GET /v2/` at `host` (`HOST:PORT`).
