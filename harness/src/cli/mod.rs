@@ -4,6 +4,7 @@
 mod bench;
 mod clauses;
 mod conform;
+mod cri;
 mod gate;
 mod list;
 mod report;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Check a runc-compatible runtime against the OCI runtime spec.
     Conform(conform::Args),
+    /// Check a CRI v1 endpoint (our `cri` server, containerd) against the CRI's contracts.
+    Cri(cri::Args),
     /// Measure start latency, density and isolation overhead across runtimes.
     Bench(bench::Args),
     /// Render results files as a Markdown report and an HTML page with charts.
@@ -51,6 +54,7 @@ pub fn main() -> i32 {
     };
     let r = match cli.command {
         Command::Conform(a) => conform::run(a),
+        Command::Cri(a) => cri::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Report(a) => report::run(a),
         Command::Gate(a) => gate::run(a),
