@@ -238,12 +238,14 @@ fn overhead_tells_a_sandbox_from_a_native_runtime() {
     let (run, r) = bench(&w, &args);
     assert_eq!(run.code, 0, "{}\n{:?}", run.stderr, r.missing);
     let ratio = |wl: &str, rt: &str| r.metric(&format!("overhead.{wl}"), rt).unwrap().ratio.clone().unwrap();
-    // gVisor (ptrace) traps every syscall into its sentry: tens of times the
-    // host's cost. A native runtime adds nothing to a syscall; a CPU loop
-    // costs the same everywhere.
-    assert!(ratio("getpid", "runsc").ci95.0 > 5.0, "{:?}", ratio("getpid", "runsc"));
-    assert!(ratio("getpid", "native").value < 2.0, "{:?}", ratio("getpid", "native"));
-    assert!(ratio("cpu", "runsc").value < 2.0, "{:?}", ratio("cpu", "runsc"));
+    // gVisor (ptrace) traps every syscall into its sentry: hundreds of times
+    // the host's cost, where a native runtime adds nothing; a CPU loop costs
+    // the same everywhere. Compared with each other rather than with fixed
+    // bounds, so a busy machine (which slows every figure) cannot fail it.
+    let (sandbox, native) = (ratio("getpid", "runsc"), ratio("getpid", "native"));
+    assert!(sandbox.ci95.0 > 5.0 * native.ci95.1, "{sandbox:?} against {native:?}");
+    let cpu = ratio("cpu", "runsc");
+    assert!(cpu.ci95.1 * 5.0 < sandbox.ci95.0, "{cpu:?} against {sandbox:?}");
     assert_nothing_left(&w);
 }
 
