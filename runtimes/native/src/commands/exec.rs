@@ -39,7 +39,13 @@ pub struct Args {
     pub args: Vec<String>,
 }
 
-fn process(store: &Store, a: &Args) -> anyhow::Result<oci_spec::runtime::Process> {
+/// The process `a` asks for: the `--process FILE`, or `base` (the
+/// container's own process) with ARGS and the flags applied. Shared with the
+/// other bundled runtimes, which find the container's process their own way.
+pub fn process(
+    a: &Args,
+    base: impl FnOnce() -> anyhow::Result<oci_spec::runtime::Process>,
+) -> anyhow::Result<oci_spec::runtime::Process> {
     if let Some(path) = &a.process {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()))?;
         return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()));
@@ -47,7 +53,7 @@ fn process(store: &Store, a: &Args) -> anyhow::Result<oci_spec::runtime::Process
     if a.args.is_empty() {
         anyhow::bail!("exec: a command to run is required (or --process FILE)");
     }
-    let mut p = launch::container_process(store, &a.id)?;
+    let mut p = base()?;
     p.set_args(Some(a.args.clone()));
     p.set_terminal(Some(a.tty));
     if let Some(cwd) = &a.cwd {
@@ -60,24 +66,17 @@ fn process(store: &Store, a: &Args) -> anyhow::Result<oci_spec::runtime::Process
         env.push(e.clone());
     }
     p.set_env(Some(env));
+    let mut user = p.user().clone();
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        let mut user = p.user().clone();
-        user.set_uid(
-            uid.parse()
-                .map_err(|_| anyhow::anyhow!("--user: {u:?} is not UID[:GID]"))?,
-        );
-        user.set_gid(
-            gid.parse()
-                .map_err(|_| anyhow::anyhow!("--user: {u:?} is not UID[:GID]"))?,
-        );
-        p.set_user(user);
+        let bad = || anyhow::anyhow!("--user: {u:?} is not UID[:GID]");
+        user.set_uid(uid.parse().map_err(|_| bad())?);
+        user.set_gid(gid.parse().map_err(|_| bad())?);
     }
     if !a.additional_gids.is_empty() {
-        let mut user = p.user().clone();
         user.set_additional_gids(Some(a.additional_gids.clone()));
-        p.set_user(user);
     }
+    p.set_user(user);
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
@@ -85,7 +84,7 @@ fn process(store: &Store, a: &Args) -> anyhow::Result<oci_spec::runtime::Process
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
-    let p = process(store, &a)?;
+    let p = process(&a, || Ok(launch::container_process(store, &a.id)?))?;
     let opts = ExecOptions {
         id: a.id.clone(),
         process: p,
