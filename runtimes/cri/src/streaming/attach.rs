@@ -14,7 +14,7 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,20 @@ pub mod kind {
     pub const RESIZE: u8 = 4;
     pub const CLOSE_STDIN: u8 = 5;
     pub const EXIT: u8 = 6;
+}
+
+/// `dir/name` as a path short enough for a sockaddr_un however deep `dir`
+/// is: through /proc/self/fd and an O_PATH descriptor of `dir`, which the
+/// returned File keeps open (keep it until bind or connect returned).
+pub fn short_socket_path(dir: &Path, name: &str) -> io::Result<(std::fs::File, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    let p = PathBuf::from(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()));
+    Ok((d, p))
 }
 
 /// The largest frame either side accepts.
@@ -85,8 +99,8 @@ impl Hub {
         resize: Option<Box<dyn Fn(u16, u16) + Send + Sync>>,
         stdin_once: bool,
     ) -> io::Result<Arc<Hub>> {
-        let path = state_dir.join(SOCKET);
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(state_dir.join(SOCKET));
+        let (_dir, path) = short_socket_path(state_dir, SOCKET)?;
         let listener = UnixListener::bind(&path)?;
         let hub = Arc::new(Hub {
             clients: Mutex::new(Vec::new()),
@@ -185,7 +199,8 @@ impl Drop for StdinWriter {
 
 /// Attaches to the container whose monitor serves `state_dir/attach`.
 pub fn connect(state_dir: &Path, req: &AttachRequest) -> io::Result<Process> {
-    let sock = UnixStream::connect(state_dir.join(SOCKET))?;
+    let (_dir, path) = short_socket_path(state_dir, SOCKET)?;
+    let sock = UnixStream::connect(&path)?;
     let (out_r, mut out_w) = std::io::pipe()?;
     let (err_r, mut err_w) = std::io::pipe()?;
     let mut reader = sock.try_clone()?;

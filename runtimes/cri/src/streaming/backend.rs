@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -106,8 +107,14 @@ impl Backend for CriBackend {
     fn exec(&self, req: &ExecRequest) -> Result<Process> {
         let c = self.running(&req.container_id)?;
         let runtime = self.cri.runtime(&c.handler)?;
-        let dir = c.state_dir(&self.cri).join(format!("exec-{}", &crate::new_id()[..16]));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+        // The console socket's path is handed to the runtime, so it must fit
+        // a sockaddr_un (108 bytes): a private directory under the temp dir,
+        // not the container's deep state directory.
+        let dir = std::env::temp_dir().join(format!("cri-exec-{}", &crate::new_id()[..16]));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
         let pid_file = dir.join("pid");
         let mut cmd = runtime.command();
         cmd.arg("exec").arg("--pid-file").arg(&pid_file);
