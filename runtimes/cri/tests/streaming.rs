@@ -431,6 +431,16 @@ fn end_to_end_exec_tty_and_port_forward_in_a_native_pod() {
     })
     .unwrap();
     let pod = state.run_pod(pod_spec).unwrap();
+    // A failing assertion must not leave the pod running (and its shm
+    // mounted) behind: stop and remove it whatever happens.
+    struct PodGuard(Arc<cri::Cri>, String);
+    impl Drop for PodGuard {
+        fn drop(&mut self) {
+            let _ = self.0.stop_pod(&self.1);
+            let _ = self.0.remove_pod(&self.1);
+        }
+    }
+    let guard = PodGuard(state.clone(), pod.clone());
     let c_spec = cri::server::convert::container_spec(Some(pb::ContainerConfig {
         metadata: Some(pb::ContainerMetadata {
             name: "main".into(),
@@ -546,4 +556,5 @@ fn end_to_end_exec_tty_and_port_forward_in_a_native_pod() {
 
     state.stop_pod(&pod).unwrap();
     state.remove_pod(&pod).unwrap();
+    drop(guard);
 }
