@@ -12,6 +12,10 @@ pub mod v1 {
     tonic::include_proto!("runtime.v1");
 }
 
+/// Exec, attach and port-forward streams: WebSocket and the Kubernetes
+/// channel protocols, server and client halves.
+pub mod streaming;
+
 /// The API version this crate speaks, as `VersionRequest.version` carries it.
 pub const API_VERSION: &str = "v1";
 

@@ -20,6 +20,7 @@ pub mod server;
 pub mod spec;
 pub mod stats;
 pub mod store;
+pub mod streaming;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
