@@ -28,7 +28,11 @@ pub struct ContainerRecord {
     pub id: String,
     pub pod_id: String,
     pub spec: ContainerSpec,
+    /// A digested reference of the image, or its id (Container.image_ref).
     pub image_ref: String,
+    /// The image's id (Container.image_id).
+    #[serde(default)]
+    pub image_id: String,
     pub handler: String,
     pub log_path: Option<PathBuf>,
     pub cgroups_path: String,
@@ -78,10 +82,15 @@ impl ContainerRecord {
 }
 
 /// The image and its rootfs for a new container.
-fn prepare(cri: &Cri, spec: &ContainerSpec, id: &str) -> Result<(String, crate::spec::ImageConfig, PathBuf)> {
+fn prepare(
+    cri: &Cri,
+    spec: &ContainerSpec,
+    id: &str,
+) -> Result<(crate::rootfs::Resolved, crate::spec::ImageConfig, PathBuf)> {
     use crate::rootfs::Error as E;
     let map = |e: E| match e {
         E::NotFound(r) => Error::NotFound { kind: "image", id: r },
+        e @ E::Invalid { .. } => Error::InvalidArgument(e.to_string()),
         other => Error::Internal(other.to_string()),
     };
     let image_ref = cri.images.resolve(&spec.image).map_err(map)?;
@@ -163,6 +172,7 @@ impl Cri {
             id: id.clone(),
             pod_id: pod_id.into(),
             image_ref: String::new(),
+            image_id: String::new(),
             handler: pod.spec.handler.clone(),
             log_path,
             cgroups_path: format!("{}/{}", pod.cgroup_parent, id),
@@ -185,8 +195,9 @@ impl Cri {
     fn make_container(&self, pod: &PodRecord, record: &mut ContainerRecord) -> Result<()> {
         let runtime = self.runtime(&pod.spec.handler)?;
         self.store.save(Kind::Container, &record.id, record)?;
-        let (image_ref, image, rootfs) = prepare(self, &record.spec, &record.id)?;
-        record.image_ref = image_ref;
+        let (resolved, image, rootfs) = prepare(self, &record.spec, &record.id)?;
+        record.image_ref = resolved.image_ref;
+        record.image_id = resolved.id;
         self.store.save(Kind::Container, &record.id, record)?;
         let target_pid = if record.spec.security.pid == NsMode::Target {
             let target = self.container(&record.spec.security.target_id).map_err(|_| {

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! streaming_address = "127.0.0.1:0"
+//! insecure_registries = ["registry.lan:5000"]
 //! [handlers.gvisor]
 //! binary = "/usr/bin/runsc"
 //! args = ["--network=none"]
@@ -45,6 +46,8 @@ struct File {
     handlers: BTreeMap<String, Handler>,
     streaming_address: Option<String>,
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    insecure_registries: Vec<String>,
 }
 
 /// The server's settings.
@@ -56,6 +59,9 @@ pub struct Config {
     pub streaming_address: String,
     /// Overrides `--root` for state, when set.
     pub state_dir: Option<PathBuf>,
+    /// Registries (`host[:port]`) pulled from over plain http; loopback
+    /// ones always are.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -95,6 +101,7 @@ impl Config {
             handlers,
             streaming_address: "127.0.0.1:0".into(),
             state_dir: None,
+            insecure_registries: Vec::new(),
         }
     }
 
@@ -124,6 +131,7 @@ impl Config {
             config.streaming_address = a;
         }
         config.state_dir = parsed.state_dir;
+        config.insecure_registries = parsed.insecure_registries;
         Ok(config)
     }
 
@@ -166,7 +174,8 @@ mod tests {
         std::fs::write(
             &cfg,
             format!(
-                "streaming_address = \"127.0.0.1:9\"\n[handlers.x]\nbinary = {:?}\nargs = [\"--a\"]\n",
+                "streaming_address = \"127.0.0.1:9\"\ninsecure_registries = [\"reg.lan:5000\"]\n\
+                 [handlers.x]\nbinary = {:?}\nargs = [\"--a\"]\n",
                 bin
             ),
         )
@@ -174,6 +183,7 @@ mod tests {
         let c = Config::load(&cfg, dir.path(), "").unwrap();
         assert_eq!(c.handler("x").unwrap().args, vec!["--a".to_string()]);
         assert_eq!(c.streaming_address, "127.0.0.1:9");
+        assert_eq!(c.insecure_registries, vec!["reg.lan:5000".to_string()]);
 
         std::fs::write(&cfg, "[handlers.y]\nbinary = \"/nonexistent/rt\"\n").unwrap();
         let e = Config::load(&cfg, dir.path(), "").unwrap_err();

@@ -23,9 +23,14 @@ enum Cmd {
         /// Where pods, containers and runtime state live.
         #[arg(long)]
         root: PathBuf,
-        /// TOML: runtime handlers, streaming address, state directory.
+        /// TOML: runtime handlers, streaming address, state directory,
+        /// insecure registries.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A registry (HOST[:PORT]) to pull from over plain http; loopback
+        /// registries always are. Repeatable.
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
     },
     /// Run one container and record its output and exit (started by serve).
     Monitor {
@@ -52,7 +57,12 @@ enum Cmd {
     },
 }
 
-fn serve(socket: PathBuf, root: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(
+    socket: PathBuf,
+    root: PathBuf,
+    config: Option<PathBuf>,
+    insecure_registries: Vec<String>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let bundled = exe.parent().map(PathBuf::from).unwrap_or_default();
     let path = std::env::var("PATH").unwrap_or_default();
@@ -61,8 +71,19 @@ fn serve(socket: PathBuf, root: PathBuf, config: Option<PathBuf>) -> anyhow::Res
         None => cri::handlers::Config::defaults(&bundled, &path),
     };
     let root = config.state_dir.clone().unwrap_or(root);
-    let images = Arc::new(cri::rootfs::Directories);
-    let state = Arc::new(cri::Cri::new(config, &root, exe, images)?);
+    let mut insecure = config.insecure_registries.clone();
+    insecure.extend(insecure_registries);
+    let images_root = root.join("images");
+    let images = Arc::new(
+        cri::images::Store::open_with(
+            &images_root,
+            cri::images::Options {
+                insecure_registries: insecure,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("opening the image store {}: {e}", images_root.display()))?,
+    );
+    let state = Arc::new(cri::Cri::new(config, &root, exe, images.clone())?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = async {
@@ -73,7 +94,7 @@ fn serve(socket: PathBuf, root: PathBuf, config: Option<PathBuf>) -> anyhow::Res
                 _ = term.recv() => {}
             }
         };
-        cri::server::serve(state, &socket, shutdown)
+        cri::server::serve(state, images, &socket, shutdown)
             .await
             .map_err(|e| anyhow::anyhow!("serving on {}: {e}", socket.display()))
     })
@@ -82,7 +103,12 @@ fn serve(socket: PathBuf, root: PathBuf, config: Option<PathBuf>) -> anyhow::Res
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Cmd::Serve { socket, root, config } => match serve(socket, root, config) {
+        Cmd::Serve {
+            socket,
+            root,
+            config,
+            insecure_registries,
+        } => match serve(socket, root, config, insecure_registries) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("cri serve: {e:#}");

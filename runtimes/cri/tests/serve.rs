@@ -8,6 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use cri_api::v1 as pb;
+use cri_api::v1::image_service_client::ImageServiceClient;
 use cri_api::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::Code;
@@ -37,12 +38,17 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, socket: &Path) -> Server {
+        Server::start_with(root, socket, &[])
+    }
+
+    fn start_with(root: &Path, socket: &Path, extra: &[&str]) -> Server {
         let _ = std::fs::remove_file(socket);
         let child = Command::new(env!("CARGO_BIN_EXE_cri"))
             .args(["serve", "--socket"])
             .arg(socket)
             .arg("--root")
             .arg(root)
+            .args(extra)
             .spawn()
             .expect("starting cri serve");
         let end = Instant::now() + Duration::from_secs(20);
@@ -57,6 +63,14 @@ impl Server {
     }
 
     async fn client(&self) -> RuntimeServiceClient<Channel> {
+        RuntimeServiceClient::new(self.channel().await)
+    }
+
+    async fn images(&self) -> ImageServiceClient<Channel> {
+        ImageServiceClient::new(self.channel().await)
+    }
+
+    async fn channel(&self) -> Channel {
         let path = self.socket.clone();
         let channel = Endpoint::try_from("http://[::]:50051")
             .unwrap()
@@ -69,7 +83,7 @@ impl Server {
             }))
             .await
             .expect("connecting to cri");
-        RuntimeServiceClient::new(channel)
+        channel
     }
 
     fn stop(mut self) {
@@ -484,6 +498,121 @@ async fn bad_input_gets_the_right_codes() {
         .is_empty());
     assert_eq!(
         std::fs::read_dir(dir.path().join("state/containers")).unwrap().count(),
+        0
+    );
+    c.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: pod })
+        .await
+        .unwrap();
+    server.stop();
+}
+
+fn spec(image: &str) -> Option<pb::ImageSpec> {
+    Some(pb::ImageSpec {
+        image: image.into(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_service_answers_from_the_store_with_the_right_codes() {
+    ensure_bins();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), &dir.path().join("cri.sock"));
+    let mut i = server.images().await;
+    let mut c = server.client().await;
+    // Nothing listens on port 1 of loopback (a registry reached over http).
+    let unreachable = "127.0.0.1:1/probe:latest";
+
+    let st = i
+        .image_status(pb::ImageStatusRequest {
+            image: spec(unreachable),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.image.is_none(), "an absent image is an empty answer: {st:?}");
+    let e = i
+        .image_status(pb::ImageStatusRequest {
+            image: None,
+            verbose: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = i
+        .pull_image(pb::PullImageRequest {
+            image: spec("Not/A Reference"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = i
+        .pull_image(pb::PullImageRequest {
+            image: spec(unreachable),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("127.0.0.1:1"), "{}", e.message());
+    i.remove_image(pb::RemoveImageRequest {
+        image: spec(unreachable),
+    })
+    .await
+    .unwrap();
+    let all = i
+        .list_images(pb::ListImagesRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
+    assert!(all.is_empty(), "{all:?}");
+    let fs = i
+        .image_fs_info(pb::ImageFsInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .image_filesystems;
+    let mountpoint = fs[0].fs_id.as_ref().unwrap().mountpoint.clone();
+    assert!(mountpoint.ends_with("state/images"), "{mountpoint}");
+    assert!(fs[0].used_bytes.is_some() && fs[0].timestamp > 0);
+
+    // CreateContainer with an image the store lacks, or a malformed one.
+    let pod = c
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(pod_config(dir.path(), "img")),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    for (image, code) in [
+        (unreachable, Code::NotFound),
+        ("Not/A Reference", Code::InvalidArgument),
+    ] {
+        let mut cfg = container_config(Path::new("/"), "c", &["true"]);
+        cfg.image = spec(image);
+        let e = c
+            .create_container(pb::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{image}: {e:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("state/containers")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("state/images/snapshots"))
+            .unwrap()
+            .count(),
         0
     );
     c.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: pod })

@@ -1,5 +1,4 @@
-//! The gRPC layer: CRI v1 RuntimeService (and ImageService once the image
-//! store is wired in) on a unix socket. Handlers translate requests with
+//! The gRPC layer: CRI v1 RuntimeService and ImageService on a unix socket. Handlers translate requests with
 //! `convert`, run the blocking work of [`Cri`] on tokio's blocking pool, and
 //! map [`Error`]s to status codes.
 
@@ -8,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod convert;
+mod image_service;
 mod runtime_service;
 
 use std::path::Path;
@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tonic::{Code, Status};
 
+use crate::images;
 use crate::{Cri, Error};
 
 impl From<Error> for Status {
@@ -44,9 +45,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(Status::from)
 }
 
-/// Serves CRI on the unix socket `socket` until `shutdown` resolves.
+/// Serves CRI on the unix socket `socket` until `shutdown` resolves; the
+/// ImageService answers from `images` (the store `cri` creates containers
+/// from).
 pub async fn serve(
     cri: Arc<Cri>,
+    images: Arc<images::Store>,
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -59,8 +63,10 @@ pub async fn serve(
     let listener = tokio::net::UnixListener::bind(socket)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let runtime = runtime_service::RuntimeSvc { cri };
+    let image = image_service::ImageSvc { store: images };
     let served = tonic::transport::Server::builder()
         .add_service(cri_api::v1::runtime_service_server::RuntimeServiceServer::new(runtime))
+        .add_service(cri_api::v1::image_service_server::ImageServiceServer::new(image))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     // A socket left behind would look like a live server to the next client.
