@@ -219,6 +219,7 @@ impl Cri {
             files: &files,
             namespaces: &namespaces,
             cgroups_path: &record.cgroups_path,
+            bounding_caps: oci::own_bounding_set(),
         };
         let config = oci::container_config(&record.spec, &ctx)?;
         let dir = record.state_dir(self);

@@ -266,11 +266,38 @@ fn normalise_cap(name: &str) -> String {
     }
 }
 
-/// The container's capability set: the defaults (all when privileged),
-/// plus `add`, minus `drop` ("ALL" in either means every capability).
-pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<String> {
+/// The capabilities of `ALL_CAPS` (indexed by number) whose bit is set in
+/// `mask` (a CapBnd value).
+pub fn caps_in(mask: u64) -> Vec<String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// This process's bounding set (`CapBnd` of /proc/self/status): what a
+/// container can be given at most. Every capability when it cannot be read.
+pub fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// The container's capability set: the defaults, plus `add`, minus `drop`
+/// ("ALL" in either means every capability). Privileged, and "ALL", mean
+/// every capability in `bounding` (the server's own bounding set, as
+/// containerd grants "all current capabilities"): a runtime cannot raise a
+/// capability its parent lacks, so asking for more fails every container.
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String], bounding: u64) -> Vec<String> {
     if privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return caps_in(bounding);
     }
     let add: Vec<String> = add.iter().map(|c| normalise_cap(c)).collect();
     let drop: Vec<String> = drop.iter().map(|c| normalise_cap(c)).collect();
@@ -280,7 +307,7 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<St
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
     if add.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps = caps_in(bounding);
     } else {
         for c in add {
             if !caps.contains(&c) {
@@ -451,6 +478,8 @@ pub struct ContainerContext<'a> {
     pub files: &'a PodFiles,
     pub namespaces: &'a Namespaces,
     pub cgroups_path: &'a str,
+    /// The most a container may get (`own_bounding_set()`).
+    pub bounding_caps: u64,
 }
 
 pub fn container_config(c: &ContainerSpec, ctx: &ContainerContext) -> Result<Value> {
@@ -470,7 +499,12 @@ pub fn container_config(c: &ContainerSpec, ctx: &ContainerContext) -> Result<Val
             value: cwd,
         });
     }
-    let caps = capabilities(c.security.privileged, &c.security.cap_add, &c.security.cap_drop);
+    let caps = capabilities(
+        c.security.privileged,
+        &c.security.cap_add,
+        &c.security.cap_drop,
+        ctx.bounding_caps,
+    );
     let sec = &c.security;
 
     let mut mounts = base_mounts(sec.privileged);
@@ -717,12 +751,26 @@ mod tests {
 
     #[test]
     fn capabilities_add_drop_all_and_privileged() {
-        let caps = capabilities(false, &["net_admin".into()], &["CAP_KILL".into()]);
+        let caps = capabilities(false, &["net_admin".into()], &["CAP_KILL".into()], u64::MAX);
         assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(!caps.contains(&"CAP_KILL".to_string()));
         assert!(caps.contains(&"CAP_CHOWN".to_string()));
-        assert_eq!(capabilities(false, &["CHOWN".into()], &["ALL".into()]), ["CAP_CHOWN"]);
-        assert_eq!(capabilities(true, &[], &["ALL".into()]).len(), ALL_CAPS.len());
+        assert_eq!(
+            capabilities(false, &["CHOWN".into()], &["ALL".into()], u64::MAX),
+            ["CAP_CHOWN"]
+        );
+        assert_eq!(capabilities(true, &[], &["ALL".into()], u64::MAX).len(), ALL_CAPS.len());
+        // A bounding set without CAP_SYS_RESOURCE (24), as on hosts whose
+        // root lacks it: privileged and "ALL" leave it out.
+        let without: u64 = !(1 << 24);
+        let caps = capabilities(true, &[], &[], without);
+        assert_eq!(caps.len(), ALL_CAPS.len() - 1);
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        let caps = capabilities(false, &["ALL".into()], &["KILL".into()], without);
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()) && !caps.contains(&"CAP_KILL".to_string()));
+        assert_eq!(ALL_CAPS[24], "CAP_SYS_RESOURCE");
+        assert_eq!(ALL_CAPS[40], "CAP_CHECKPOINT_RESTORE");
     }
 
     #[test]
@@ -804,6 +852,7 @@ mod tests {
             files: &files,
             namespaces: &ns,
             cgroups_path: "/cri/x",
+            bounding_caps: u64::MAX,
         };
         let v = container_config(&c, &ctx).unwrap();
         let spec = parse(&v);
