@@ -8,6 +8,9 @@
 //! [handlers.gvisor]
 //! binary = "/usr/bin/runsc"
 //! args = ["--network=none"]
+//! [handlers.kata]
+//! binary = "/opt/kata/bin/kata-runtime"
+//! joins_pod_namespaces = false
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +40,16 @@ pub struct Handler {
     pub binary: PathBuf,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Whether a container can join namespaces by path (`/proc/PID/ns/*`
+    /// of the pod's infra process). A runtime that runs each container in
+    /// its own VM cannot: the guest has no such path. Pods are refused for
+    /// such a handler rather than run without their shared namespaces.
+    #[serde(default = "yes")]
+    pub joins_pod_namespaces: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +91,8 @@ impl Config {
                     Handler {
                         binary,
                         args: Vec::new(),
+                        // A VM per container (the host's namespaces stay outside it).
+                        joins_pod_namespaces: name != "virtualized",
                     },
                 );
             }
@@ -89,6 +104,7 @@ impl Config {
                     Handler {
                         binary,
                         args: Vec::new(),
+                        joins_pod_namespaces: true,
                     },
                 );
             }
@@ -156,8 +172,11 @@ mod tests {
         std::fs::create_dir_all(&bundled).unwrap();
         std::fs::create_dir_all(&path_dir).unwrap();
         touch(&bundled.join("native"));
+        touch(&bundled.join("virtualized"));
         touch(&path_dir.join("runc"));
         let c = Config::defaults(&bundled, path_dir.to_str().unwrap());
+        assert!(c.handler("native").unwrap().joins_pod_namespaces);
+        assert!(!c.handler("virtualized").unwrap().joins_pod_namespaces);
         assert_eq!(c.handler("native").unwrap().binary, bundled.join("native"));
         assert_eq!(c.handler("").unwrap().binary, bundled.join("native"));
         assert_eq!(c.handler("runc").unwrap().binary, path_dir.join("runc"));
@@ -182,6 +201,7 @@ mod tests {
         .unwrap();
         let c = Config::load(&cfg, dir.path(), "").unwrap();
         assert_eq!(c.handler("x").unwrap().args, vec!["--a".to_string()]);
+        assert!(c.handler("x").unwrap().joins_pod_namespaces);
         assert_eq!(c.streaming_address, "127.0.0.1:9");
         assert_eq!(c.insecure_registries, vec!["reg.lan:5000".to_string()]);
 

@@ -166,6 +166,16 @@ impl Cri {
 
     pub fn run_pod(&self, spec: PodSpec) -> Result<String> {
         let runtime = self.runtime(&spec.handler)?;
+        if !runtime.handler.joins_pod_namespaces {
+            // Its containers would each get a VM of their own, outside the
+            // pod's network, IPC and UTS namespaces: refused, not run wrong.
+            return Err(Error::Unimplemented(format!(
+                "runtime handler {:?} ({}) runs every container in a VM of its own, which cannot join the \
+                 pod's namespaces; pods are not supported with it",
+                spec.handler,
+                runtime.handler.binary.display()
+            )));
+        }
         let clash = self.pods()?.into_iter().find(|p| {
             p.spec.name == spec.name
                 && p.spec.namespace == spec.namespace

@@ -620,3 +620,38 @@ async fn image_service_answers_from_the_store_with_the_right_codes() {
         .unwrap();
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_cannot_join_namespaces_is_refused_for_pods() {
+    ensure_bins();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cri.toml");
+    std::fs::write(
+        &config,
+        "[handlers.vm]\nbinary = \"/bin/true\"\njoins_pod_namespaces = false\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("state"),
+        &dir.path().join("cri.sock"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut c = server.client().await;
+    let e = c
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(pod_config(dir.path(), "vm")),
+            runtime_handler: "vm".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+    assert!(e.message().contains("\"vm\""), "{}", e.message());
+    assert!(c
+        .list_pod_sandbox(pb::ListPodSandboxRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+        .is_empty());
+    server.stop();
+}
