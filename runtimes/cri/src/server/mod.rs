@@ -47,13 +47,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// Serves CRI on the unix socket `socket` until `shutdown` resolves; the
 /// ImageService answers from `images` (the store `cri` creates containers
-/// from).
+/// from), Exec, Attach and PortForward hand out URLs of a streaming server
+/// on the config's `streaming_address`.
 pub async fn serve(
     cri: Arc<Cri>,
     images: Arc<images::Store>,
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let backend = Arc::new(crate::streaming::backend::CriBackend::new(cri.clone()));
+    let address = cri.config.streaming_address.clone();
+    let streams = crate::streaming::StreamServer::start(&address, backend)
+        .map_err(|e| format!("streaming server on {address}: {e}"))?;
     if socket.exists() {
         std::fs::remove_file(socket)?;
     }
@@ -62,7 +67,10 @@ pub async fn serve(
     }
     let listener = tokio::net::UnixListener::bind(socket)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let runtime = runtime_service::RuntimeSvc { cri };
+    let runtime = runtime_service::RuntimeSvc {
+        cri,
+        streams: Arc::new(streams),
+    };
     let image = image_service::ImageSvc { store: images };
     let served = tonic::transport::Server::builder()
         .add_service(cri_api::v1::runtime_service_server::RuntimeServiceServer::new(runtime))

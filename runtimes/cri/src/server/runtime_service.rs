@@ -11,10 +11,13 @@ use tonic::{Request, Response, Status};
 use super::{blocking, convert};
 use crate::container::{ContainerRecord, State};
 use crate::pod::{PodRecord, PodState};
+use crate::streaming::{self, StreamServer};
 use crate::{Cri, Error};
 
 pub struct RuntimeSvc {
     pub cri: Arc<Cri>,
+    /// Where Exec, Attach and PortForward sessions are served.
+    pub streams: Arc<StreamServer>,
 }
 
 type R<T> = Result<Response<T>, Status>;
@@ -464,22 +467,55 @@ impl RuntimeService for RuntimeSvc {
         }))
     }
 
-    async fn exec(&self, _: Request<pb::ExecRequest>) -> R<pb::ExecResponse> {
-        Err(Status::unimplemented(
-            "Exec needs the streaming server, which this build of cri does not have yet",
-        ))
+    async fn exec(&self, req: Request<pb::ExecRequest>) -> R<pb::ExecResponse> {
+        let r = req.into_inner();
+        let req = streaming::ExecRequest {
+            container_id: r.container_id,
+            cmd: r.cmd,
+            tty: r.tty,
+            stdin: r.stdin,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        };
+        let req = blocking(&self.cri, move |cri| {
+            streaming::backend::check_exec(cri, &req).map(|()| req)
+        })
+        .await?;
+        Ok(Response::new(pb::ExecResponse {
+            url: self.streams.register_exec(req),
+        }))
     }
 
-    async fn attach(&self, _: Request<pb::AttachRequest>) -> R<pb::AttachResponse> {
-        Err(Status::unimplemented(
-            "Attach needs the streaming server, which this build of cri does not have yet",
-        ))
+    async fn attach(&self, req: Request<pb::AttachRequest>) -> R<pb::AttachResponse> {
+        let r = req.into_inner();
+        let req = streaming::AttachRequest {
+            container_id: r.container_id,
+            tty: r.tty,
+            stdin: r.stdin,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        };
+        let req = blocking(&self.cri, move |cri| {
+            streaming::backend::check_attach(cri, &req).map(|()| req)
+        })
+        .await?;
+        Ok(Response::new(pb::AttachResponse {
+            url: self.streams.register_attach(req),
+        }))
     }
 
-    async fn port_forward(&self, _: Request<pb::PortForwardRequest>) -> R<pb::PortForwardResponse> {
-        Err(Status::unimplemented(
-            "PortForward needs the streaming server, which this build of cri does not have yet",
-        ))
+    async fn port_forward(&self, req: Request<pb::PortForwardRequest>) -> R<pb::PortForwardResponse> {
+        let r = req.into_inner();
+        let pod_id = r.pod_sandbox_id;
+        let (pod_id, ports) = blocking(&self.cri, move |cri| {
+            streaming::backend::check_port_forward(cri, &pod_id, &r.port).map(|ports| (pod_id, ports))
+        })
+        .await?;
+        Ok(Response::new(pb::PortForwardResponse {
+            url: self
+                .streams
+                .register_portforward(streaming::PortForwardRequest { pod_id, ports }),
+        }))
     }
 
     async fn container_stats(&self, req: Request<pb::ContainerStatsRequest>) -> R<pb::ContainerStatsResponse> {
