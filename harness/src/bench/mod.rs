@@ -5,12 +5,14 @@
 //! aftermath hit all alike, every figure keeps its raw samples, and the
 //! summaries are order statistics with bootstrap intervals.
 //!
-//! Three phases, each in its own module: `lifecycle` (each verb timed, and
+//! Four phases, each in its own module: `lifecycle` (each verb timed, and
 //! `run` end to end), `density` (many containers at once, and what each
 //! costs in memory), `overhead` (the probe's workloads in a container
-//! against the same on the host). `timed` is the precise invocation they
-//! share.
+//! against the same on the host), and `cri` (pods and containers through
+//! CRI endpoints rather than OCI runtimes). `timed` is the precise
+//! invocation the first three share.
 
+mod cri;
 mod density;
 mod lifecycle;
 mod overhead;
@@ -27,6 +29,7 @@ use oci_spec::runtime::Spec;
 use crate::bundle::{self, Bundle, SpecExt};
 use crate::cleanup::{self, MARKER};
 use crate::runtime::{Driver, Runtime};
+pub use cri::{CriOptions, CriTarget, OPS as CRI_OPS, POD_START as CRI_POD_START};
 pub use overhead::{workload as overhead_workload, Place, Workload, WORKLOADS};
 use results::{BenchResults, Leftover, Machine, Metric, Missing, Phase, RuntimeEntry, Settings, Unit};
 
@@ -65,6 +68,8 @@ pub struct Options {
     /// Recorded in the results: the command line that made them.
     pub command: Vec<String>,
     pub hybrid_as_v1: bool,
+    /// The CRI endpoints of the `cri` phase.
+    pub cri: Option<CriOptions>,
 }
 
 /// A directory or file under the work directory could not be made.
@@ -261,6 +266,7 @@ fn steps(o: &Options, runtimes: usize) -> usize {
             Phase::Density => o.density_rounds * runtimes,
             Phase::Overhead => o.overhead_rounds * o.workloads.len() * (runtimes + 1),
             Phase::Harness => 0,
+            Phase::Cri => o.cri.as_ref().map_or(0, |c| cri::steps(c, o.warmup, o.iterations)),
         };
     }
     n
@@ -308,6 +314,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
         options: opts.clone(),
         warmer: warm::CgroupWarmer::new(&crate::host::Host::detect(), &format!("hb{token}warm"), &opts.probe),
     };
+    let mut endpoints = Vec::new();
     let result = (|| -> Result<(), Error> {
         for phase in &opts.phases {
             if interrupted() {
@@ -317,6 +324,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
                 Phase::Lifecycle => lifecycle::run(&mut subjects, &mut rec, &work)?,
                 Phase::Density => density::run(&mut subjects, &mut rec)?,
                 Phase::Overhead => overhead::run(&mut subjects, &mut rec, &work)?,
+                Phase::Cri => endpoints = cri::run(&mut rec, &work)?,
                 Phase::Harness => {}
             }
             sweep(&subjects, &mut rec);
@@ -330,6 +338,17 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
     if was_interrupted {
         rec.missing("*", Phase::Harness, "the rest of the run", "interrupted");
     }
+    let cri_settings = opts
+        .cri
+        .as_ref()
+        .filter(|_| opts.phases.contains(&Phase::Cri))
+        .map(|c| results::CriSettings {
+            endpoints: c.targets.iter().map(|t| t.name.clone()).collect(),
+            runtime_handler: c.handler.clone(),
+            parallel_pods: c.parallel_pods,
+            parallel_rounds: c.parallel_rounds,
+            host_network: c.host_network,
+        });
     let runtimes = targets
         .iter()
         .map(|t| RuntimeEntry {
@@ -338,6 +357,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
             args: t.runtime.global_args.clone(),
             version: t.runtime.version(),
         })
+        .chain(endpoints)
         .collect();
     let mut results = BenchResults {
         schema: results::SCHEMA,
@@ -359,6 +379,7 @@ pub fn run(targets: &[Target], opts: &Options, progress: Box<dyn FnMut(Progress)
             phases: opts.phases.clone(),
             hybrid_as_v1: opts.hybrid_as_v1,
             cgroup_warmup: rec.warmer.active(),
+            cri: cri_settings,
         },
         runtimes,
         metrics: rec.metrics,

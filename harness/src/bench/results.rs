@@ -24,6 +24,8 @@ pub enum Phase {
     Overhead,
     /// The harness's own cost, for judging the other figures.
     Harness,
+    /// Pods and containers through a CRI endpoint (`--cri`).
+    Cri,
 }
 
 impl Phase {
@@ -33,6 +35,7 @@ impl Phase {
             Phase::Density => "density",
             Phase::Overhead => "overhead",
             Phase::Harness => "harness",
+            Phase::Cri => "cri",
         }
     }
 }
@@ -44,11 +47,13 @@ pub enum Unit {
     Ns,
     ContainersPerSec,
     Kib,
+    /// Pods (each with its container) started per second.
+    PodsPerSec,
 }
 
 impl Unit {
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Unit::ContainersPerSec)
+        matches!(self, Unit::ContainersPerSec | Unit::PodsPerSec)
     }
 }
 
@@ -124,6 +129,26 @@ pub struct Settings {
     /// kernel's migration lock was warm for every runtime alike.
     #[serde(default)]
     pub cgroup_warmup: bool,
+    /// The CRI phase's settings, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cri: Option<CriSettings>,
+}
+
+/// What the CRI phase measured against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CriSettings {
+    /// The endpoints' labels, in order: the first is the baseline of the
+    /// phase's ratios (the OCI runtimes, if any, come before them in
+    /// `runtimes`).
+    pub endpoints: Vec<String>,
+    /// `RunPodSandboxRequest.runtime_handler` ("" the endpoint's default).
+    pub runtime_handler: String,
+    /// Pods started at once in a parallel round, and the rounds.
+    pub parallel_pods: usize,
+    pub parallel_rounds: usize,
+    /// Pods ran in the host's network namespace (`--cri-host-network`).
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -204,9 +229,10 @@ impl BenchResults {
 
     /// Recomputes every summary and ratio from the raw samples: lifecycle,
     /// density and harness figures against the first runtime's, overhead
-    /// figures against the host's.
+    /// figures against the host's, CRI figures against the first endpoint's.
     pub fn finalize(&mut self) {
         let first = self.runtimes.first().map(|r| r.name.clone()).unwrap_or_default();
+        let first_endpoint = self.cri_baseline().unwrap_or_default().to_string();
         let snapshot: Vec<(String, String, Vec<f64>)> = self
             .metrics
             .iter()
@@ -222,6 +248,7 @@ impl BenchResults {
             m.summary = stats::summarize(&m.samples);
             let baseline = match m.phase {
                 Phase::Overhead => HOST,
+                Phase::Cri => first_endpoint.as_str(),
                 _ => first.as_str(),
             };
             // The harness's own time is judged against the figures, not
@@ -238,6 +265,11 @@ impl BenchResults {
                     })
             };
         }
+    }
+
+    /// The endpoint the CRI figures are compared with.
+    pub fn cri_baseline(&self) -> Option<&str> {
+        self.settings.cri.as_ref()?.endpoints.first().map(String::as_str)
     }
 
     pub fn metric(&self, id: &str, runtime: &str) -> Option<&Metric> {
@@ -337,6 +369,38 @@ mod tests {
         let lone = r.metric("lifecycle.start", "b").unwrap();
         assert!(lone.ratio.is_none() && lone.summary.is_some());
         assert_eq!(r.ids(Phase::Lifecycle), vec!["lifecycle.create", "lifecycle.start"]);
+    }
+
+    #[test]
+    fn cri_figures_against_the_first_endpoint_not_the_first_runtime() {
+        let mut r = results(vec![
+            metric("lifecycle.create", Phase::Lifecycle, "a", vec![10.0, 10.0]),
+            metric("cri.pod_start", Phase::Cri, "ours", vec![20.0, 20.0]),
+            metric("cri.pod_start", Phase::Cri, "cd", vec![100.0, 100.0]),
+        ]);
+        for n in ["ours", "cd"] {
+            r.runtimes.push(RuntimeEntry {
+                name: n.into(),
+                path: format!("unix:///{n}.sock"),
+                args: vec![],
+                version: "v".into(),
+            });
+        }
+        r.settings.cri = Some(CriSettings {
+            endpoints: vec!["ours".into(), "cd".into()],
+            ..CriSettings::default()
+        });
+        r.finalize();
+        let q = r.metric("cri.pod_start", "cd").unwrap().ratio.clone().unwrap();
+        assert_eq!((q.baseline.as_str(), q.value), ("ours", 5.0));
+        assert!(r.metric("cri.pod_start", "ours").unwrap().ratio.is_none());
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<BenchResults>(&text).unwrap(), r);
+        // Results from before the phase existed still read.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["settings"].as_object_mut().unwrap().remove("cri");
+        assert!(serde_json::from_value::<BenchResults>(v).unwrap().settings.cri.is_none());
+        assert!(Unit::PodsPerSec.higher_is_better());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn value(v: f64, unit: Unit) -> String {
                 format!("{} s", sig3(v / 1e9))
             }
         }
-        Unit::ContainersPerSec => format!("{v:.1}/s"),
+        Unit::ContainersPerSec | Unit::PodsPerSec => format!("{v:.1}/s"),
         Unit::Kib => {
             if v.abs() < 10240.0 {
                 format!("{v:.0} KiB")
@@ -64,8 +64,23 @@ fn ratio(m: &Metric) -> String {
     }
 }
 
+/// The OCI runtimes' names, in order (CRI endpoints have tables of their own).
 fn runtime_names(r: &BenchResults) -> Vec<&str> {
-    r.runtimes.iter().map(|x| x.name.as_str()).collect()
+    let endpoints: &[String] = r.settings.cri.as_ref().map_or(&[], |c| &c.endpoints);
+    r.runtimes
+        .iter()
+        .map(|x| x.name.as_str())
+        .filter(|n| !endpoints.iter().any(|e| e == n))
+        .collect()
+}
+
+/// The CRI endpoints' names, in order.
+fn endpoint_names(r: &BenchResults) -> Vec<&str> {
+    r.settings
+        .cri
+        .as_ref()
+        .map(|c| c.endpoints.iter().map(String::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Rows as a left-aligned first column and right-aligned others.
@@ -124,16 +139,47 @@ fn header(s: &mut String, r: &BenchResults) {
 }
 
 fn lifecycle(s: &mut String, r: &BenchResults) {
-    let ids = r.ids(Phase::Lifecycle);
+    let first = r.runtimes.first().map(|x| x.name.as_str()).unwrap_or("");
+    let title = format!(
+        "lifecycle latency: {} iterations after {} warm-up, runtimes in turns; median [95% CI], ratio to {first}",
+        r.settings.iterations, r.settings.warmup
+    );
+    latencies(s, r, Phase::Lifecycle, &title, first);
+}
+
+/// The CRI phase: per-call latencies, pulls and parallel pods, against the
+/// first endpoint.
+fn cri(s: &mut String, r: &BenchResults) {
+    let Some(c) = &r.settings.cri else { return };
+    let first = r.cri_baseline().unwrap_or("");
+    let mut handler = if c.runtime_handler.is_empty() {
+        String::new()
+    } else {
+        format!(", runtime handler {}", c.runtime_handler)
+    };
+    if c.host_network {
+        handler.push_str(", pods in the host's network");
+    }
+    let title = format!(
+        "CRI: {} iterations after {} warm-up{handler}, endpoints in turns; parallel: {} pods at once, {} rounds; median [95% CI], ratio to {first}",
+        r.settings.iterations, r.settings.warmup, c.parallel_pods, c.parallel_rounds
+    );
+    latencies(s, r, Phase::Cri, &title, first);
+}
+
+/// One row per figure and runtime of `phase` (per endpoint for the CRI
+/// phase), in the order they were given.
+fn latencies(s: &mut String, r: &BenchResults, phase: Phase, title: &str, first: &str) {
+    let ids = r.ids(phase);
     if ids.is_empty() {
         return;
     }
-    let first = r.runtimes.first().map(|x| x.name.as_str()).unwrap_or("");
-    let _ = writeln!(
-        s,
-        "\nlifecycle latency: {} iterations after {} warm-up, runtimes in turns; median [95% CI], ratio to {first}",
-        r.settings.iterations, r.settings.warmup
-    );
+    let names = if phase == Phase::Cri {
+        endpoint_names(r)
+    } else {
+        runtime_names(r)
+    };
+    let _ = writeln!(s, "\n{title}");
     let mut rows = vec![vec![
         "operation".to_string(),
         "runtime".into(),
@@ -147,8 +193,8 @@ fn lifecycle(s: &mut String, r: &BenchResults) {
         format!("vs {first}"),
     ]];
     for id in ids {
-        let op = id.trim_start_matches("lifecycle.");
-        for (i, name) in runtime_names(r).into_iter().enumerate() {
+        let op = id.split_once('.').map_or(id, |x| x.1);
+        for (i, name) in names.iter().copied().enumerate() {
             let label = if i == 0 { op.to_string() } else { String::new() };
             match r.metric(id, name).and_then(|m| m.summary.as_ref().map(|x| (m, x))) {
                 Some((m, x)) => rows.push(vec![
@@ -176,7 +222,7 @@ fn lifecycle(s: &mut String, r: &BenchResults) {
     let flagged = r
         .metrics
         .iter()
-        .filter(|m| m.phase == Phase::Lifecycle)
+        .filter(|m| m.phase == phase)
         .any(|m| m.summary.as_ref().is_some_and(unsteady));
     if flagged {
         let _ = writeln!(
@@ -313,6 +359,7 @@ pub fn table(r: &BenchResults) -> String {
     lifecycle(&mut s, r);
     density(&mut s, r);
     overhead(&mut s, r);
+    cri(&mut s, r);
     harness_cost(&mut s, r);
     if !r.missing.is_empty() {
         let _ = writeln!(s, "\nnot measured:");
