@@ -513,7 +513,7 @@ pub fn send_to_listener(
 /// Connects to `listenerPath`; done before pivot_root, while the host path
 /// is still reachable, and a failure is the create error the spec asks for.
 pub fn connect_listener(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path).map_err(|source| Error::Os {
+    crate::unix::with_socket_path(path, |p| UnixStream::connect(p)).map_err(|source| Error::Os {
         what: format!("linux.seccomp.listenerPath {}: connect", path.display()),
         source,
     })

@@ -68,7 +68,10 @@ impl AgentSocket {
     /// is the container's syscall channel, nobody else may connect.
     pub fn bind(path: &Path) -> Result<AgentSocket> {
         let err = |step| socket_err(path, step);
-        let bytes = path.as_os_str().as_bytes();
+        // A deep --root and a 64-character id (kubelet's) overflow the
+        // address: bind through the directory's descriptor instead.
+        let (_dir, name) = container::unix::socket_name(path).map_err(err("bind"))?;
+        let bytes = name.as_os_str().as_bytes();
         // SAFETY: sockaddr_un is plain data, all zeroes is valid.
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
