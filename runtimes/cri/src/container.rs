@@ -237,6 +237,9 @@ impl Cri {
             state_dir: dir,
             log_path: record.log_path.clone(),
             oom_files: crate::stats::oom_files(&record.cgroups_path),
+            stdin: record.spec.stdin,
+            stdin_once: record.spec.stdin_once,
+            tty: record.spec.tty,
         };
         record.pid = spawn_monitor(self, &opts)?;
         self.store.save(Kind::Container, &record.id, record)?;

@@ -48,6 +48,15 @@ enum Cmd {
         log_path: Option<PathBuf>,
         #[arg(long = "oom-file")]
         oom_files: Vec<PathBuf>,
+        /// Keep the container's stdin open for attach.
+        #[arg(long)]
+        stdin: bool,
+        /// The first attached client to close stdin closes the container's.
+        #[arg(long = "stdin-once")]
+        stdin_once: bool,
+        /// The container has a terminal: take it over a console socket.
+        #[arg(long)]
+        tty: bool,
         id: String,
     },
     /// A pod's infra process: hold the namespaces, reap, exit on SIGTERM.
@@ -123,6 +132,9 @@ fn main() {
             state_dir,
             log_path,
             oom_files,
+            stdin,
+            stdin_once,
+            tty,
             id,
         } => {
             let opts = cri::monitor::Options {
@@ -134,6 +146,9 @@ fn main() {
                 state_dir,
                 log_path,
                 oom_files,
+                stdin,
+                stdin_once,
+                tty,
             };
             cri::monitor::run_detached(&opts, &mut std::io::stdout())
         }

@@ -7,16 +7,30 @@
 //! Protocol with the server: after `create` the monitor prints one line on
 //! its stdout, `ok PID` or `error MESSAGE`, then closes it. SIGUSR1 reopens
 //! the log file (ReopenContainerLog).
+//!
+//! The monitor also holds the container's stdio for attach: before `ok` it
+//! serves [`crate::streaming::attach::Hub`] on `STATE_DIR/attach`, which
+//! gets every byte the log gets, and writes attached clients' input to the
+//! container's stdin (a pipe, when the config asked for stdin). A tty
+//! container gets a terminal instead of pipes: the runtime hands its master
+//! over on a console socket, and the monitor reads output from it, writes
+//! input to it and sets its window size.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::streaming::attach::{kind, Hub};
+use crate::streaming::console;
 
 /// File names in the container's state directory.
 pub const PID_FILE: &str = "pid";
@@ -58,6 +72,12 @@ pub struct Options {
     pub log_path: Option<PathBuf>,
     /// Memory cgroup directories to check for OOM kills on exit.
     pub oom_files: Vec<PathBuf>,
+    /// Keep the container's stdin open for attached clients.
+    pub stdin: bool,
+    /// The first attached client to close stdin closes the container's.
+    pub stdin_once: bool,
+    /// The container's process has a terminal (`process.terminal`).
+    pub tty: bool,
 }
 
 impl Options {
@@ -79,6 +99,15 @@ impl Options {
         }
         for f in &self.oom_files {
             a.extend(["--oom-file".into(), f.display().to_string()]);
+        }
+        for (on, flag) in [
+            (self.stdin, "--stdin"),
+            (self.stdin_once, "--stdin-once"),
+            (self.tty, "--tty"),
+        ] {
+            if on {
+                a.push(flag.into());
+            }
         }
         a.push(self.id.clone());
         a
@@ -167,7 +196,10 @@ extern "C" fn on_usr1(_: libc::c_int) {
     REOPEN.store(true, Ordering::SeqCst);
 }
 
-fn pump(mut pipe: impl Read, stream: &'static str, log: Arc<Mutex<Log>>) {
+/// Copies one output stream of the container to the log and to attached
+/// clients, until it ends.
+fn pump(mut pipe: impl Read, stream: &'static str, log: Arc<Mutex<Log>>, hub: Arc<Hub>) {
+    let frame = if stream == "stderr" { kind::STDERR } else { kind::STDOUT };
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -177,6 +209,7 @@ fn pump(mut pipe: impl Read, stream: &'static str, log: Arc<Mutex<Log>>) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => (0, true),
         };
+        hub.output(frame, &chunk[..n]);
         buf.extend_from_slice(&chunk[..n]);
         let now = SystemTime::now();
         let records = take_records(&mut buf, MAX_LINE, eof);
@@ -240,6 +273,22 @@ pub fn run(opts: &Options, announce: &mut dyn Write) -> i32 {
     };
     let pid_file = opts.state_dir.join(PID_FILE);
     let runtime_log = opts.state_dir.join(RUNTIME_LOG);
+    let fail_detail = |what: String| {
+        let detail = std::fs::read_to_string(&runtime_log).unwrap_or_default();
+        let detail = detail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+        format!("error {} create: {what}: {detail}", opts.runtime.display())
+    };
+    let console = if opts.tty {
+        match console_socket() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = writeln!(announce, "error creating a console socket: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     let mut cmd = Command::new(&opts.runtime);
     cmd.args(&opts.runtime_args)
         .arg("--root")
@@ -250,26 +299,51 @@ pub fn run(opts: &Options, announce: &mut dyn Write) -> i32 {
         .arg("--bundle")
         .arg(&opts.bundle)
         .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&opts.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
+        .arg(&pid_file);
+    if let Some((dir, _)) = &console {
+        cmd.arg("--console-socket").arg(dir.socket());
+    }
+    cmd.arg(&opts.id);
+    let mut stdin = None;
+    if opts.tty {
+        // The container's stdio is the terminal; the runtime's own is not
+        // the container's output.
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    } else {
+        if opts.stdin {
+            let (r, w) = match std::io::pipe() {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = writeln!(announce, "error creating the stdin pipe: {e}");
+                    return 1;
+                }
+            };
+            cmd.stdin(r);
+            stdin = Some(w);
+        } else {
+            cmd.stdin(Stdio::null());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let spawned = cmd.spawn();
+    // Our copy of the stdin pipe's read end goes with the command.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(announce, "error spawning {}: {e}", opts.runtime.display());
             return 1;
         }
     };
-    let out = child.stdout.take().map(|p| {
-        let l = log.clone();
-        std::thread::spawn(move || pump(p, "stdout", l))
-    });
-    let err = child.stderr.take().map(|p| {
-        let l = log.clone();
-        std::thread::spawn(move || pump(p, "stderr", l))
-    });
+    let (hub, pumps) = match serve_stdio(opts, &mut child, console, stdin, &log) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = writeln!(announce, "{}", fail_detail(e));
+            return 1;
+        }
+    };
     let status = child.wait();
     let pid = std::fs::read_to_string(&pid_file)
         .ok()
@@ -277,13 +351,7 @@ pub fn run(opts: &Options, announce: &mut dyn Write) -> i32 {
     let pid = match (status, pid) {
         (Ok(s), Some(pid)) if s.success() => pid,
         (status, _) => {
-            let detail = std::fs::read_to_string(&runtime_log).unwrap_or_default();
-            let detail = detail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-            let _ = writeln!(
-                announce,
-                "error {} create: {status:?}: {detail}",
-                opts.runtime.display()
-            );
+            let _ = writeln!(announce, "{}", fail_detail(format!("{status:?}")));
             return 1;
         }
     };
@@ -321,7 +389,7 @@ pub fn run(opts: &Options, announce: &mut dyn Write) -> i32 {
     // daemon the container left behind may hold them open, so bounded.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for t in [out, err].into_iter().flatten() {
+        for t in pumps {
             let _ = t.join();
         }
         let _ = tx.send(());
@@ -340,7 +408,84 @@ pub fn run(opts: &Options, announce: &mut dyn Write) -> i32 {
     };
     let json = serde_json::to_vec(&exit).unwrap_or_default();
     let _ = crate::store::write_atomic(&opts.state_dir.join(EXIT_FILE), &json);
+    // Attached clients learn of the end once ContainerStatus can report it.
+    hub.exit(code);
     0
+}
+
+/// How long the runtime gets to hand over a tty container's terminal.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A private directory holding the console socket, removed on drop. Its
+/// path goes to the runtime, so it must fit a sockaddr_un (108 bytes),
+/// which the container's state directory may not.
+struct ConsoleDir(PathBuf);
+
+impl ConsoleDir {
+    fn socket(&self) -> PathBuf {
+        self.0.join("console.sock")
+    }
+}
+
+impl Drop for ConsoleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn console_socket() -> std::io::Result<(ConsoleDir, UnixListener)> {
+    let dir = ConsoleDir(std::env::temp_dir().join(format!("cri-console-{}", &crate::new_id()[..16])));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir.0)?;
+    let listener = UnixListener::bind(dir.socket())?;
+    Ok((dir, listener))
+}
+
+/// Starts serving attach and pumping the container's output: from the
+/// terminal the runtime sends on `console` for a tty container, else from
+/// the runtime's stdout and stderr pipes (which the container inherits).
+fn serve_stdio(
+    opts: &Options,
+    child: &mut Child,
+    console: Option<(ConsoleDir, UnixListener)>,
+    stdin: Option<std::io::PipeWriter>,
+    log: &Arc<Mutex<Log>>,
+) -> Result<(Arc<Hub>, Vec<JoinHandle<()>>), String> {
+    let listen = |stdin: Option<Box<dyn Write + Send>>, resize: Option<Box<dyn Fn(u16, u16) + Send + Sync>>| {
+        Hub::listen(&opts.state_dir, stdin, resize, opts.stdin_once)
+            .map_err(|e| format!("serving attach in {}: {e}", opts.state_dir.display()))
+    };
+    let mut pumps = Vec::new();
+    if let Some((_dir, listener)) = console {
+        let master = console::receive_master(&listener, child, CONSOLE_TIMEOUT)
+            .map_err(|e| format!("receiving the terminal on the console socket: {e}"))?;
+        let master = File::from(master);
+        let dup = |f: &File| f.try_clone().map_err(|e| format!("dup of the terminal: {e}"));
+        let stdin: Option<Box<dyn Write + Send>> = if opts.stdin {
+            Some(Box::new(dup(&master)?))
+        } else {
+            None
+        };
+        let resizer = dup(&master)?;
+        let hub = listen(
+            stdin,
+            Some(Box::new(move |w, h| {
+                let _ = console::set_size(&resizer, w, h);
+            })),
+        )?;
+        let (l, h) = (log.clone(), hub.clone());
+        pumps.push(std::thread::spawn(move || pump(master, "stdout", l, h)));
+        return Ok((hub, pumps));
+    }
+    let hub = listen(stdin.map(|w| Box::new(w) as Box<dyn Write + Send>), None)?;
+    let out = child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>);
+    let err = child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>);
+    for (pipe, stream) in [(out, "stdout"), (err, "stderr")] {
+        if let Some(p) = pipe {
+            let (l, h) = (log.clone(), hub.clone());
+            pumps.push(std::thread::spawn(move || pump(p, stream, l, h)));
+        }
+    }
+    Ok((hub, pumps))
 }
 
 #[cfg(test)]

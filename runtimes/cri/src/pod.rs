@@ -280,6 +280,9 @@ impl Cri {
             state_dir: infra_state,
             log_path: None,
             oom_files: Vec::new(),
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         };
         record.infra_pid = spawn_monitor(self, &opts)?;
         self.store.save(Kind::Pod, &record.id, record)?;

@@ -126,6 +126,9 @@ pub struct ContainerSpec {
     pub log_path: String,
     pub tty: bool,
     pub stdin: bool,
+    /// Records written before attach existed lack it.
+    #[serde(default)]
+    pub stdin_once: bool,
     pub resources: Resources,
     pub security: Security,
 }

@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -527,34 +528,213 @@ fn end_to_end_exec_tty_and_port_forward_in_a_native_pod() {
     }
     drop(pf);
 
-    // Attach goes through the monitor's attach socket: without one (a
-    // monitor that does not serve it) the session fails with a clear
-    // internal status, not a hang.
-    let served = state
-        .container(&cid)
-        .unwrap()
-        .state_dir(&state)
-        .join(attach::SOCKET)
-        .exists();
-    let out = StreamClient::connect(&server.register_attach(AttachRequest {
-        container_id: cid.clone(),
-        tty: false,
-        stdin: false,
-        stdout: true,
-        stderr: true,
-    }))
-    .unwrap()
-    .run(None)
-    .unwrap();
-    let s = out.status.unwrap();
-    if served {
-        assert_eq!(s, Status::success());
-    } else {
-        assert_eq!(s.status, "Failure");
-        assert!(s.message.contains("attach socket"), "{}", s.message);
-    }
+    // The monitor serves attach for every container, stdin or not.
+    assert!(
+        state
+            .container(&cid)
+            .unwrap()
+            .state_dir(&state)
+            .join(attach::SOCKET)
+            .exists(),
+        "the monitor's attach socket"
+    );
 
     state.stop_pod(&pod).unwrap();
     state.remove_pod(&pod).unwrap();
     drop(guard);
+}
+
+/// A native pod logging to `DIR/logs`, stopped and removed on drop.
+struct E2ePod {
+    dir: tempfile::TempDir,
+    state: Arc<cri::Cri>,
+    pod: String,
+}
+
+impl E2ePod {
+    fn new(name: &str) -> E2ePod {
+        use cri_api::v1 as pb;
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("rootfs");
+        std::fs::create_dir_all(image.join("etc")).unwrap();
+        std::fs::copy(bin_dir().join("probe"), image.join("probe")).unwrap();
+        std::fs::write(image.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let state = Arc::new(
+            cri::Cri::new(
+                cri::handlers::Config::defaults(&bin_dir(), ""),
+                &dir.path().join("state"),
+                PathBuf::from(env!("CARGO_BIN_EXE_cri")),
+                Arc::new(cri::rootfs::Directories),
+            )
+            .unwrap(),
+        );
+        let spec = cri::server::convert::pod_spec(pb::RunPodSandboxRequest {
+            config: Some(pb::PodSandboxConfig {
+                metadata: Some(pb::PodSandboxMetadata {
+                    name: name.into(),
+                    uid: format!("uid-{name}"),
+                    namespace: "test".into(),
+                    attempt: 0,
+                }),
+                log_directory: dir.path().join("logs").display().to_string(),
+                ..Default::default()
+            }),
+            runtime_handler: "native".into(),
+        })
+        .unwrap();
+        let pod = state.run_pod(spec).unwrap();
+        E2ePod { dir, state, pod }
+    }
+
+    /// Creates and starts `/probe ARGS` named `name`, logging to `name.log`.
+    fn run(&self, name: &str, args: &[&str], tty: bool, stdin: bool, stdin_once: bool) -> String {
+        use cri_api::v1 as pb;
+        let spec = cri::server::convert::container_spec(Some(pb::ContainerConfig {
+            metadata: Some(pb::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(pb::ImageSpec {
+                image: self.dir.path().join("rootfs").display().to_string(),
+                ..Default::default()
+            }),
+            command: vec!["/probe".into()],
+            args: args.iter().map(|a| a.to_string()).collect(),
+            log_path: format!("{name}.log"),
+            tty,
+            stdin,
+            stdin_once,
+            ..Default::default()
+        }))
+        .unwrap();
+        let id = self.state.create_container(&self.pod, spec).unwrap();
+        self.state.start_container(&id).unwrap();
+        id
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs").join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Waits for the container to exit; its exit code.
+    fn wait_exit(&self, id: &str) -> i32 {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st = self.state.container(id).unwrap().status(&self.state);
+            if let Some(e) = st.exit {
+                return e.code;
+            }
+            assert!(Instant::now() < end, "container {id} still {:?} after 20 s", st.state);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for E2ePod {
+    fn drop(&mut self) {
+        let _ = self.state.stop_pod(&self.pod);
+        let _ = self.state.remove_pod(&self.pod);
+    }
+}
+
+/// Reads a client's output on a thread until `done(stdout)` holds or 20 s
+/// pass; the stdout seen.
+fn read_until(mut client: StreamClient, done: impl Fn(&str) -> bool + Send + 'static) -> (String, StreamClient) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        loop {
+            match client.next_event() {
+                Ok(ws::Event::Stdout(d)) => out.push_str(&String::from_utf8_lossy(&d)),
+                Ok(ws::Event::Stderr(_)) => {}
+                other => panic!("attach ended early: {other:?}, stdout so far {out:?}"),
+            }
+            if done(&out) {
+                let _ = tx.send((out, client));
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the expected output within 20 s")
+}
+
+#[test]
+fn end_to_end_attach_stdin_tty_and_resize_through_the_monitor() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run containers");
+        return;
+    }
+    ensure_bins();
+    let p = E2ePod::new("attach");
+    let backend = Arc::new(cri::streaming::backend::CriBackend::new(p.state.clone()));
+    let server = StreamServer::start("127.0.0.1:0", backend).unwrap();
+    let attach_req = |id: &str, tty: bool, stdin: bool| AttachRequest {
+        container_id: id.into(),
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+    };
+
+    // Pipes, stdin_once: what the client sends reaches cat, cat's output
+    // comes back (and goes to the log), and closing stdin ends cat.
+    let cat = p.run("cat", &["cat"], false, true, true);
+    let req = attach_req(&cat, false, true);
+    cri::streaming::backend::check_attach(&p.state, &req).unwrap();
+    let out = StreamClient::connect(&server.register_attach(req))
+        .unwrap()
+        .run(Some(b"sent through attach\n".to_vec()))
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "sent through attach\n");
+    assert_eq!(out.status, Some(Status::success()));
+    assert_eq!(p.wait_exit(&cat), 0, "cat ends when the attached stdin closes");
+    let log = p.log("cat");
+    assert!(log.contains(" stdout F sent through attach\n"), "cat.log: {log:?}");
+
+    // A terminal: input is echoed and read, and a resize reaches it.
+    let tcat = p.run("ttycat", &["cat"], true, true, false);
+    let client = StreamClient::connect(&server.register_attach(attach_req(&tcat, true, true))).unwrap();
+    client.resize(TerminalSize { width: 91, height: 37 }).unwrap();
+    client.stdin(b"typed\n").unwrap();
+    // The line discipline echoes the line, then cat writes it back.
+    let (seen, client) = read_until(client, |o| o.matches("typed").count() >= 2);
+    assert!(seen.contains("typed\r\n"), "a terminal's output: {seen:?}");
+    let pid = p.state.container(&tcat).unwrap().pid;
+    let term = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(format!("/proc/{pid}/fd/0"))
+        .unwrap();
+    // SAFETY: isatty on a descriptor we own.
+    let is_tty = unsafe { libc::isatty(term.as_raw_fd()) };
+    assert_eq!(is_tty, 1, "the container's stdin is a terminal");
+    assert_eq!(
+        console::get_size(&term).unwrap(),
+        (91, 37),
+        "the resize sent before the input applied"
+    );
+    client.resize(TerminalSize { width: 120, height: 50 }).unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while console::get_size(&term).unwrap() != (120, 50) {
+        assert!(Instant::now() < end, "the second resize never reached the terminal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(client);
+    // Leaving ended the session, not the container (no stdin_once).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(p.state.container(&tcat).unwrap().status(&p.state).exit.is_none());
+    let log = p.log("ttycat");
+    assert!(log.contains(" stdout F typed\r"), "ttycat.log: {log:?}");
+
+    // The container's own process sees a terminal on its stdio.
+    let probe = p.run("tty", &["tty"], true, false, false);
+    assert_eq!(p.wait_exit(&probe), 0);
+    let log = p.log("tty");
+    assert!(
+        log.contains("\"stdin_tty\":true") && log.contains("\"stdout_tty\":true"),
+        "tty.log: {log:?}"
+    );
 }

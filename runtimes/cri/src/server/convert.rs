@@ -190,6 +190,7 @@ pub fn container_spec(config: Option<pb::ContainerConfig>) -> Result<ContainerSp
         log_path: c.log_path,
         tty: c.tty,
         stdin: c.stdin,
+        stdin_once: c.stdin_once,
         resources: linux.resources.map(resources).unwrap_or_default(),
         security: Security {
             privileged: sc.privileged,
