@@ -191,7 +191,13 @@ impl Configs {
                 namespace: "oci-harness-bench".into(),
                 attempt: 0,
             }),
-            hostname: format!("bench{n}"),
+            // A pod in the host's network has the host's UTS namespace too
+            // (as kubelet does it): no hostname of its own.
+            hostname: if self.host_network {
+                String::new()
+            } else {
+                format!("bench{n}")
+            },
             log_directory: logs.display().to_string(),
             labels: self.labels(),
             linux: Some(api::LinuxPodSandboxConfig {
@@ -865,7 +871,9 @@ mod tests {
         };
         assert_eq!(pod_ns(&a), api::NamespaceMode::Pod as i32);
         cfg.host_network = true;
-        assert_eq!(pod_ns(&cfg.pod(&mut ep)), api::NamespaceMode::Node as i32);
+        let host = cfg.pod(&mut ep);
+        assert_eq!(pod_ns(&host), api::NamespaceMode::Node as i32);
+        assert_eq!(host.hostname, "", "the host's UTS namespace has no pod hostname");
         let c = cfg.container("r/x:latest");
         let ctr_ns = c.linux.unwrap().security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ctr_ns.network, api::NamespaceMode::Node as i32);
