@@ -72,7 +72,7 @@ pub const POD_START: &str = "cri.pod_start";
 fn what(op: &str) -> &'static str {
     match op {
         "pull" => "PullImage of the test image from the loopback registry, the image removed before each pull",
-        "run_pod" => "RunPodSandbox of a pod with its own network, IPC and UTS namespaces",
+        "run_pod" => "RunPodSandbox of a pod with its own IPC namespace, and network and UTS namespaces unless the settings say host_network",
         "create" => "CreateContainer of `probe sleep inf` from the pulled test image in the new pod",
         "start" => "StartContainer of the created container",
         "pod_start" => {
