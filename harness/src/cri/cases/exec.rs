@@ -1,6 +1,11 @@
-//! ExecSync (output, exit code, timeout) and the streaming calls' URLs.
+//! ExecSync (output, exit code, timeout), the streaming calls' URLs, and
+//! sessions on them: Exec and Attach streams spoken with the cri-api
+//! client (stdin, stdout and stderr apart, the exit code on the status
+//! channel, a terminal).
 
 use std::time::{Duration, Instant};
+
+use cri_api::streaming::{Event, Output, Status, StreamClient, TerminalSize};
 
 use cri_api::v1 as api;
 
@@ -38,6 +43,37 @@ pub const CASES: &[CriCase] = &[
         clauses: &["cri.Exec", "cri.Attach", "cri.PortForward"],
         summary: "Exec, Attach and PortForward return an http(s) URL of a streaming server",
         run: streaming_urls,
+    },
+    CriCase {
+        id: "exec::stream_stdin_stdout",
+        clauses: &["cri.Exec"],
+        summary: "an Exec session carries stdin to the command and its stdout back, and reports success",
+        run: stream_stdin_stdout,
+    },
+    CriCase {
+        id: "exec::stream_stderr_exit_code",
+        clauses: &["cri.Exec"],
+        summary: "an Exec session keeps stderr apart and reports a non-zero exit code on the status channel",
+        run: stream_stderr_exit_code,
+    },
+    CriCase {
+        id: "exec::stream_tty",
+        clauses: &["cri.Exec"],
+        summary: "an Exec session with tty runs the command on a terminal",
+        run: stream_tty,
+    },
+    CriCase {
+        id: "exec::attach_stdin_once",
+        clauses: &["cri.Attach", "cri.ContainerConfig"],
+        summary:
+            "Attach to a stdin_once container: what is sent reaches it, its output comes back, closing stdin ends it",
+        run: attach_stdin_once,
+    },
+    CriCase {
+        id: "exec::attach_tty",
+        clauses: &["cri.Attach", "cri.ContainerConfig"],
+        summary: "Attach to a tty container: its terminal echoes input, and leaving does not stop it",
+        run: attach_tty,
     },
 ];
 
@@ -170,5 +206,280 @@ fn streaming_urls(cx: &mut Ctx) -> CaseResult {
         "cri.PortForward",
         "an http(s) URL",
         format!("{:?}", p.url),
+    )
+}
+
+/// How long a streaming session may take before the case fails.
+const SESSION: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a thread so a session that never ends fails the case
+/// instead of hanging the run (the client has no deadlines of its own).
+fn within<T: Send + 'static>(
+    clause: &'static str,
+    what: &str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, crate::case::Verdict> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(SESSION) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(fail(clause, format!("{what} to work"), e)),
+        Err(_) => Err(fail(
+            clause,
+            format!("{what} within {}s", SESSION.as_secs()),
+            "no end of the session",
+        )),
+    }
+}
+
+/// Connects to `url` and runs the session to its end, sending `stdin`
+/// (closed after it only on v5: pass None to v4 sessions that must end).
+fn session(
+    clause: &'static str,
+    what: &str,
+    url: String,
+    stdin: Option<Vec<u8>>,
+) -> Result<Output, crate::case::Verdict> {
+    within(clause, what, move || {
+        StreamClient::connect(&url)
+            .and_then(|c| c.run(stdin))
+            .map_err(|e| format!("{url}: {e}"))
+    })
+}
+
+/// The status channel said Success.
+fn success(clause: &str, status: Option<Status>) -> CaseResult {
+    check(
+        status.as_ref().is_some_and(|s| s.status == Status::success().status),
+        clause,
+        "a Success status on the status channel",
+        format!("{status:?}"),
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn exec_url(cx: &mut Ctx, id: &str, cmd: &[&str], tty: bool, stdin: bool) -> Result<String, crate::case::Verdict> {
+    let r = cx.c().exec(api::ExecRequest {
+        container_id: id.to_string(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+    });
+    Ok(cx.ok(&format!("Exec {cmd:?}"), r)?.url)
+}
+
+/// What an [`echo_session`] saw.
+struct Echo {
+    protocol: String,
+    stdout: String,
+    stderr: String,
+    /// The status, when stdin could be closed (v5) and the session ended.
+    status: Option<Option<Status>>,
+}
+
+/// Sends `sent` on stdin and reads until stdout has echoed it; then, when
+/// the protocol can say so (v5), closes stdin and reads to the end. v4
+/// has no way to end stdin: the client leaves instead.
+fn echo_session(
+    clause: &'static str,
+    what: &str,
+    url: String,
+    sent: &'static str,
+) -> Result<Echo, crate::case::Verdict> {
+    within(clause, what, move || {
+        let mut c = StreamClient::connect(&url).map_err(|e| format!("{url}: {e}"))?;
+        let mut e = Echo {
+            protocol: c.protocol().to_string(),
+            stdout: String::new(),
+            stderr: String::new(),
+            status: None,
+        };
+        c.stdin(sent.as_bytes()).map_err(|e| format!("sending stdin: {e}"))?;
+        let mut status = None;
+        let mut ended = false;
+        while !e.stdout.contains(sent) {
+            match c.next_event().map_err(|e| e.to_string())? {
+                Event::Stdout(d) => e.stdout.push_str(&text(&d)),
+                Event::Stderr(d) => e.stderr.push_str(&text(&d)),
+                Event::Status(s) => status = Some(s),
+                Event::End => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            return Err(format!(
+                "the session ended before the echo: stdout {:?}, stderr {:?}, status {status:?}",
+                e.stdout, e.stderr
+            ));
+        }
+        if e.protocol == cri_api::streaming::V5 {
+            c.close_stdin().map_err(|e| format!("closing stdin: {e}"))?;
+            loop {
+                match c.next_event().map_err(|e| e.to_string())? {
+                    Event::Stdout(d) => e.stdout.push_str(&text(&d)),
+                    Event::Stderr(d) => e.stderr.push_str(&text(&d)),
+                    Event::Status(s) => status = Some(s),
+                    Event::End => break,
+                }
+            }
+            e.status = Some(status);
+        }
+        Ok(e)
+    })
+}
+
+fn stream_stdin_stdout(cx: &mut Ctx) -> CaseResult {
+    let (_, id, _) = sleeper(cx, "execstream")?;
+    let url = exec_url(cx, &id, &["/probe", "cat"], false, true)?;
+    let sent = "one line through exec\nand a second\n";
+    let e = echo_session("cri.Exec", "an exec session echoing stdin", url, sent)?;
+    cx.note(format!("  exec session protocol {}", e.protocol));
+    check_eq("cri.Exec", "stdout", sent, e.stdout.as_str())?;
+    check_eq("cri.Exec", "stderr", "", e.stderr.as_str())?;
+    match e.status {
+        Some(status) => success("cri.Exec", status),
+        None => {
+            cx.note("  the protocol cannot close stdin: the end of cat is not checked");
+            Ok(())
+        }
+    }
+}
+
+fn stream_stderr_exit_code(cx: &mut Ctx) -> CaseResult {
+    let (_, id, _) = sleeper(cx, "execstatus")?;
+    // An unknown probe command: usage on stderr, exit code 2.
+    let url = exec_url(cx, &id, &["/probe", "no-such-command"], false, false)?;
+    let out = session("cri.Exec", "an exec session", url, None)?;
+    let err = text(&out.stderr);
+    check(
+        err.contains("unknown command") && out.stdout.is_empty(),
+        "cri.Exec",
+        "the usage error on stderr only",
+        format!("stdout {:?}, stderr {err:?}", text(&out.stdout)),
+    )?;
+    let status = out.status.unwrap_or_default();
+    check_eq("cri.Exec", "status reason", "NonZeroExitCode", status.reason.as_str())?;
+    check_eq(
+        "cri.Exec",
+        "exit code on the status channel",
+        Some(2),
+        status.exit_code(),
+    )?;
+    let url = exec_url(cx, &id, &["/probe", "exit", "7"], false, false)?;
+    let out = session("cri.Exec", "an exec session", url, None)?;
+    check_eq(
+        "cri.Exec",
+        "exit code of probe exit 7",
+        Some(7),
+        out.status.and_then(|s| s.exit_code()),
+    )
+}
+
+fn stream_tty(cx: &mut Ctx) -> CaseResult {
+    let (_, id, _) = sleeper(cx, "exectty")?;
+    let url = exec_url(cx, &id, &["/probe", "tty"], true, true)?;
+    let out = session("cri.Exec", "a tty exec session", url, Some(Vec::new()))?;
+    let said = text(&out.stdout);
+    check(
+        said.contains("\"stdin_tty\":true") && said.contains("\"stdout_tty\":true"),
+        "cri.Exec",
+        "probe tty to find a terminal on stdin and stdout",
+        format!("{said:?}"),
+    )?;
+    success("cri.Exec", out.status)
+}
+
+/// A running `/probe ARGS` container with the given stdio settings.
+fn stdio_container(
+    cx: &mut Ctx,
+    pod_name: &str,
+    args: &[&str],
+    tty: bool,
+    stdin_once: bool,
+) -> Result<String, crate::case::Verdict> {
+    let (pod, pcfg) = cx.pod(pod_name)?;
+    let mut c = cx.container_config("c", args);
+    c.stdin = true;
+    c.stdin_once = stdin_once;
+    c.tty = tty;
+    cx.run(&pod, &pcfg, &c)
+}
+
+fn attach_url(cx: &mut Ctx, id: &str, tty: bool) -> Result<String, crate::case::Verdict> {
+    let r = cx.c().attach(api::AttachRequest {
+        container_id: id.to_string(),
+        stdin: true,
+        tty,
+        stdout: true,
+        stderr: !tty,
+    });
+    Ok(cx.ok("Attach", r)?.url)
+}
+
+fn attach_stdin_once(cx: &mut Ctx) -> CaseResult {
+    let id = stdio_container(cx, "attachcat", &["cat"], false, true)?;
+    let url = attach_url(cx, &id, false)?;
+    let sent = "sent through attach\n";
+    // Closing stdin (v5) or leaving (v4) ends the container's stdin.
+    let e = echo_session("cri.Attach", "an attach session echoing stdin", url, sent)?;
+    cx.note(format!("  attach session protocol {}", e.protocol));
+    check_eq("cri.Attach", "stdout", sent, e.stdout.as_str())?;
+    // The session's status is the endpoint's business (kubelet reports an
+    // attach that ended as success); it is logged, not judged.
+    cx.note(format!("  attach status: {:?}", e.status));
+    let st = cx.wait_exit(&id)?;
+    check_eq(
+        "cri.ContainerConfig",
+        "exit code of cat once stdin_once's stdin closed",
+        0,
+        st.exit_code,
+    )
+}
+
+fn attach_tty(cx: &mut Ctx) -> CaseResult {
+    let id = stdio_container(cx, "attachtty", &["cat"], true, false)?;
+    let url = attach_url(cx, &id, true)?;
+    let seen = within("cri.Attach", "the terminal's echo of a line", move || {
+        let mut c = StreamClient::connect(&url).map_err(|e| format!("{url}: {e}"))?;
+        let send = |c: &StreamClient| {
+            c.resize(TerminalSize { width: 100, height: 40 })?;
+            c.stdin(b"typed\n")
+        };
+        send(&c).map_err(|e| format!("sending: {e}"))?;
+        let mut out = String::new();
+        // The line discipline echoes the line, then cat writes it back.
+        while out.matches("typed").count() < 2 {
+            match c.next_event() {
+                Ok(Event::Stdout(d)) => out.push_str(&text(&d)),
+                Ok(Event::Stderr(d)) => return Err(format!("stderr {:?} on a terminal", text(&d))),
+                other => return Err(format!("the session ended ({other:?}) after {out:?}")),
+            }
+        }
+        Ok(out)
+    })?;
+    check(
+        seen.contains("typed\r\n"),
+        "cri.Attach",
+        "a terminal's output (CR LF line ends)",
+        format!("{seen:?}"),
+    )?;
+    // The client left (its connection dropped with the thread): without
+    // stdin_once the container keeps running.
+    std::thread::sleep(Duration::from_millis(300));
+    let st = cx.container_status(&id)?;
+    check_eq(
+        "cri.Attach",
+        "the container's state after the client left",
+        api::ContainerState::ContainerRunning as i32,
+        st.state,
     )
 }
