@@ -393,7 +393,7 @@ fn stream_tty(cx: &mut Ctx) -> CaseResult {
         said.contains("\"stdin_tty\":true") && said.contains("\"stdout_tty\":true"),
         "cri.Exec",
         "probe tty to find a terminal on stdin and stdout",
-        format!("{said:?}"),
+        format!("stdout {said:?}, status {:?}", out.status),
     )?;
     success("cri.Exec", out.status)
 }
