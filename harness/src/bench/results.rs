@@ -399,7 +399,11 @@ mod tests {
         // Results from before the phase existed still read.
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v["settings"].as_object_mut().unwrap().remove("cri");
-        assert!(serde_json::from_value::<BenchResults>(v).unwrap().settings.cri.is_none());
+        assert!(serde_json::from_value::<BenchResults>(v)
+            .unwrap()
+            .settings
+            .cri
+            .is_none());
         assert!(Unit::PodsPerSec.higher_is_better());
     }
 
