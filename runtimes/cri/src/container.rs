@@ -213,6 +213,7 @@ impl Cri {
         let namespaces = oci::container_namespaces(&pod.spec, pod.infra_pid, record.spec.security.pid, target_pid);
         let files = pod.files(self);
         let ctx = oci::ContainerContext {
+            pod_id: &pod.id,
             pod: &pod.spec,
             image: &image,
             rootfs: &rootfs,

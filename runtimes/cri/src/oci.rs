@@ -178,7 +178,14 @@ fn bind(destination: &str, source: &Path, readonly: bool) -> Value {
 }
 
 /// The pod's infra container: `pause` holding the pod's namespaces.
-pub fn infra_config(pod: &PodSpec, rootfs: &Path, pause: &Path, ns: &Namespaces, cgroups_path: &str) -> Value {
+pub fn infra_config(
+    pod_id: &str,
+    pod: &PodSpec,
+    rootfs: &Path,
+    pause: &Path,
+    ns: &Namespaces,
+    cgroups_path: &str,
+) -> Value {
     let lo_up = matches!(ns.network, Some(None));
     let mut args = vec!["/pause".to_string(), "pause".to_string()];
     let mut caps: Vec<&str> = DEFAULT_CAPS.to_vec();
@@ -201,7 +208,14 @@ pub fn infra_config(pod: &PodSpec, rootfs: &Path, pause: &Path, ns: &Namespaces,
             "noNewPrivileges": true,
         },
         "mounts": mounts,
-        "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-name": pod.name},
+        // As containerd annotates them: runtimes that run a pod as one
+        // sandbox (runsc, Kata) find the pod by its sandbox id.
+        "annotations": {
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": pod_id,
+            "io.kubernetes.cri.sandbox-name": pod.name,
+            "io.kubernetes.cri.sandbox-namespace": pod.namespace,
+        },
         "linux": {
             "namespaces": ns.to_json(),
             "cgroupsPath": cgroups_path,
@@ -431,6 +445,8 @@ fn seccomp(c: &ContainerSpec) -> Result<Option<Value>> {
 
 /// Everything a container's config.json needs beyond the request.
 pub struct ContainerContext<'a> {
+    /// The pod's id, which is also its infra container's id in the runtime.
+    pub pod_id: &'a str,
     pub pod: &'a PodSpec,
     pub image: &'a ImageConfig,
     pub rootfs: &'a Path,
@@ -589,6 +605,8 @@ pub fn container_config(c: &ContainerSpec, ctx: &ContainerContext) -> Result<Val
     }
     annotations.insert("io.kubernetes.cri.container-type".into(), json!("container"));
     annotations.insert("io.kubernetes.cri.container-name".into(), json!(c.name));
+    annotations.insert("io.kubernetes.cri.sandbox-id".into(), json!(ctx.pod_id));
+    annotations.insert("io.kubernetes.cri.sandbox-name".into(), json!(ctx.pod.name));
     Ok(json!({
         "ociVersion": "1.0.2",
         "root": {"path": ctx.rootfs, "readonly": sec.readonly_rootfs},
@@ -805,6 +823,7 @@ mod tests {
         let files = ctx_files(dir.path());
         let ns = container_namespaces(&pod, 42, NsMode::Container, None);
         let ctx = ContainerContext {
+            pod_id: "p1",
             pod: &pod,
             image: &image,
             rootfs: dir.path(),
@@ -865,7 +884,8 @@ mod tests {
         let ns = infra_namespaces(&pod);
         assert!(ns.network.is_none() && ns.ipc.is_none() && ns.uts.is_none() && ns.pid.is_none());
         let dir = tempfile::tempdir().unwrap();
-        let v = infra_config(&pod, dir.path(), Path::new("/bin/cri"), &ns, "/cri/p");
+        let v = infra_config("p1", &pod, dir.path(), Path::new("/bin/cri"), &ns, "/cri/p");
+        assert_eq!(v["annotations"]["io.kubernetes.cri.sandbox-id"], "p1");
         parse(&v);
         assert_eq!(v["process"]["args"], json!(["/pause", "pause"]));
         let ns = container_namespaces(&pod, 7, NsMode::Node, None);

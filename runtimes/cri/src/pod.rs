@@ -266,7 +266,7 @@ impl Cri {
         std::fs::write(&pause_file, "").map_err(|e| io_err("creating", &pause_file, e))?;
         let ns = oci::infra_namespaces(&record.spec);
         let cgroups_path = format!("{}/{}", record.cgroup_parent, record.id);
-        let config = oci::infra_config(&record.spec, &rootfs, &self.exe, &ns, &cgroups_path);
+        let config = oci::infra_config(&record.id, &record.spec, &rootfs, &self.exe, &ns, &cgroups_path);
         let config_path = bundle.join("config.json");
         std::fs::write(&config_path, config.to_string()).map_err(|e| io_err("writing", &config_path, e))?;
         let infra_state = dir.join("infra");
