@@ -312,7 +312,38 @@ fn run_one(case: &Case, index: usize, token: &str, runtime: &Runtime, shared: &A
         prefix,
     );
     let outcome = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
-    let leaks = ctx.teardown();
+    let leaks: Vec<String> = ctx.teardown().iter().map(ToString::to_string).collect();
+    let verdict = judge(
+        outcome,
+        &leaks,
+        &Leak {
+            clause: LEAK_CLAUSE,
+            expected: "nothing left after delete",
+            label: "left behind",
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = ctx.log().to_vec();
+    record(skipped(case, String::new(), start.elapsed()), verdict, log)
+}
+
+/// How a suite words what a case left behind.
+pub(crate) struct Leak<'a> {
+    /// The clause a leftover fails.
+    pub clause: &'a str,
+    pub expected: &'a str,
+    /// Put before the list: "left behind: ...".
+    pub label: &'a str,
+}
+
+/// What a case's run and its teardown add up to, in every suite: a panic is
+/// the harness's failure; leftovers fail the case under `leak`, or join the
+/// failure it already had. `None` is a pass.
+pub(crate) fn judge(
+    outcome: std::thread::Result<crate::case::CaseResult>,
+    leaks: &[String],
+    leak: &Leak<'_>,
+) -> Option<Verdict> {
     let mut verdict = match outcome {
         Ok(r) => r.err(),
         Err(p) => {
@@ -329,20 +360,23 @@ fn run_one(case: &Case, index: usize, token: &str, runtime: &Runtime, shared: &A
         }
     };
     if !leaks.is_empty() {
-        let list = leaks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = leaks.join(", ");
         verdict = Some(match verdict {
             None | Some(Verdict::Skip(_)) => {
-                crate::case::fail(LEAK_CLAUSE, "nothing left after delete", format!("left behind: {list}"))
+                crate::case::fail(leak.clause, leak.expected, format!("{}: {list}", leak.label))
             }
             Some(Verdict::Fail(mut f)) => {
-                f.observed = format!("{}; and left behind: {list}", f.observed);
+                f.observed = format!("{}; and {}: {list}", f.observed, leak.label);
                 Verdict::Fail(f)
             }
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let log = ctx.log().to_vec();
-    let mut r = skipped(case, String::new(), start.elapsed());
+    verdict
+}
+
+/// `r` (a case's result, not yet judged) with `verdict` written into it; a
+/// failure keeps the case's log.
+pub(crate) fn record(mut r: CaseResult, verdict: Option<Verdict>, log: Vec<String>) -> CaseResult {
     match verdict {
         None => r.status = Status::Passed,
         Some(Verdict::Skip(reason)) => r.message = reason,

@@ -15,9 +15,8 @@ use super::client::Client;
 use super::ctx::{Ctx, Shared};
 use super::daemon;
 use super::registry::{self, LocalRegistry};
-use crate::case::Verdict;
 use crate::results::{self, CaseResult, FailureDetail, Results, RuntimeInfo, Status, Summary};
-use crate::runner::{interrupted, now_rfc3339, token, Progress};
+use crate::runner::{interrupted, judge, now_rfc3339, record, token, Leak, Progress};
 
 /// What the runner reports a failure of its own setup as (the clause of a
 /// case that could not even start).
@@ -190,47 +189,19 @@ fn run_one(
     let mut cx = Ctx::new(case.id, clause, shared, dir.clone());
     let outcome = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut cx)));
     let leaks = cx.teardown();
-    let mut verdict = match outcome {
-        Ok(r) => r.err(),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
-            Some(crate::case::fail(
-                "harness",
-                "the case to run to its end",
-                format!("panic: {msg}"),
-            ))
-        }
-    };
-    if !leaks.is_empty() {
-        let list = leaks.join(", ");
-        verdict = Some(match verdict {
-            None | Some(Verdict::Skip(_)) => crate::case::fail(
-                LEAK_CLAUSE,
-                "nothing of the case's left after stop and remove",
-                format!("still listed: {list}"),
-            ),
-            Some(Verdict::Fail(mut f)) => {
-                f.observed = format!("{}; and still listed: {list}", f.observed);
-                Verdict::Fail(f)
-            }
-        });
-    }
+    let verdict = judge(
+        outcome,
+        &leaks,
+        &Leak {
+            clause: LEAK_CLAUSE,
+            expected: "nothing of the case's left after stop and remove",
+            label: "still listed",
+        },
+    );
     super::containerd::unmount_under(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     let log = cx.log().to_vec();
-    let mut r = result_of(case, start.elapsed());
-    match verdict {
-        None => r.status = Status::Passed,
-        Some(Verdict::Skip(reason)) => r.message = reason,
-        Some(Verdict::Fail(f)) => {
-            r = failed(r, &f.clause, &f.expected, f.observed, log);
-        }
-    }
-    r
+    record(result_of(case, start.elapsed()), verdict, log)
 }
 
 /// Counts, and coverage of the CRI contracts in [`CLAUSES`] (each is a
