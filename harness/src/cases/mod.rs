@@ -45,22 +45,47 @@ pub fn all() -> Vec<Case> {
     groups.iter().flat_map(|g| g.iter().copied()).collect()
 }
 
+/// A case of any suite, as `--only` and `--skip` see it: an id `group::name`.
+pub trait Selectable {
+    fn id(&self) -> &str;
+    fn group(&self) -> &str {
+        let id = self.id();
+        id.split("::").next().unwrap_or(id)
+    }
+}
+
+impl Selectable for Case {
+    fn id(&self) -> &str {
+        self.id
+    }
+}
+
 /// Cases selected by `--only` and `--skip`: each pattern is a case id, a
 /// group (`process` or `process::`), or a prefix ending in `*`.
 pub fn select(all: Vec<Case>, only: &[String], skip: &[String]) -> Result<Vec<Case>, String> {
-    fn matches(c: &Case, pat: &str) -> bool {
+    select_cases(all, only, skip, "case")
+}
+
+/// [`select`] for any suite's cases; `noun` names them in the error.
+pub fn select_cases<C: Selectable>(
+    all: Vec<C>,
+    only: &[String],
+    skip: &[String],
+    noun: &str,
+) -> Result<Vec<C>, String> {
+    fn matches<C: Selectable>(c: &C, pat: &str) -> bool {
         let p = pat.trim();
         if let Some(prefix) = p.strip_suffix('*') {
-            c.id.starts_with(prefix)
+            c.id().starts_with(prefix)
         } else if let Some(group) = p.strip_suffix("::") {
             c.group() == group
         } else {
-            c.id == p || c.group() == p
+            c.id() == p || c.group() == p
         }
     }
     for pat in only.iter().chain(skip) {
         if !all.iter().any(|c| matches(c, pat)) {
-            return Err(format!("no case or group matches {pat:?}"));
+            return Err(format!("no {noun} or group matches {pat:?}"));
         }
     }
     Ok(all

@@ -22,6 +22,12 @@ impl CriCase {
     }
 }
 
+impl crate::cases::Selectable for CriCase {
+    fn id(&self) -> &str {
+        self.id
+    }
+}
+
 impl std::fmt::Debug for CriCase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CriCase")

@@ -36,26 +36,7 @@ pub fn all() -> Vec<CriCase> {
 /// Cases selected by `--only` and `--skip`: each pattern is a case id, a
 /// group (`pod` or `pod::`), or a prefix ending in `*`.
 pub fn select(all: Vec<CriCase>, only: &[String], skip: &[String]) -> Result<Vec<CriCase>, String> {
-    fn matches(c: &CriCase, pat: &str) -> bool {
-        let p = pat.trim();
-        if let Some(prefix) = p.strip_suffix('*') {
-            c.id.starts_with(prefix)
-        } else if let Some(group) = p.strip_suffix("::") {
-            c.group() == group
-        } else {
-            c.id == p || c.group() == p
-        }
-    }
-    for pat in only.iter().chain(skip) {
-        if !all.iter().any(|c| matches(c, pat)) {
-            return Err(format!("no CRI case or group matches {pat:?}"));
-        }
-    }
-    Ok(all
-        .into_iter()
-        .filter(|c| only.is_empty() || only.iter().any(|p| matches(c, p)))
-        .filter(|c| !skip.iter().any(|p| matches(c, p)))
-        .collect())
+    crate::cases::select_cases(all, only, skip, "CRI case")
 }
 
 /// The harness's own namespaces (type to inode): the host's, as far as
