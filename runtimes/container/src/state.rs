@@ -179,15 +179,26 @@ impl Store {
 
     /// Writes the record atomically (rename over the old one).
     pub fn save(&self, r: &Record) -> Result<()> {
-        let d = self.dir(&r.id);
-        let tmp = d.join("state.json.tmp");
-        let text = serde_json::to_vec(r).map_err(|e| self.io(&r.id, &tmp, e))?;
-        std::fs::write(&tmp, text).map_err(|e| self.io(&r.id, &tmp, e))?;
-        let path = d.join("state.json");
-        std::fs::rename(&tmp, &path).map_err(|e| self.io(&r.id, &path, e))
+        self.save_as(&r.id, r)
     }
 
     pub fn load(&self, id: &str) -> Result<Record> {
+        self.load_as(id)
+    }
+
+    /// Writes `id`'s state file atomically from any record type: the other
+    /// bundled runtimes keep records of their own in the same layout.
+    pub fn save_as<T: Serialize>(&self, id: &str, r: &T) -> Result<()> {
+        let d = self.dir(id);
+        let tmp = d.join("state.json.tmp");
+        let text = serde_json::to_vec(r).map_err(|e| self.io(id, &tmp, e))?;
+        std::fs::write(&tmp, text).map_err(|e| self.io(id, &tmp, e))?;
+        let path = d.join("state.json");
+        std::fs::rename(&tmp, &path).map_err(|e| self.io(id, &path, e))
+    }
+
+    /// Reads `id`'s state file as any record type; `NotFound` when absent.
+    pub fn load_as<T: serde::de::DeserializeOwned>(&self, id: &str) -> Result<T> {
         check_id(id)?;
         let path = self.dir(id).join("state.json");
         let text = match std::fs::read(&path) {

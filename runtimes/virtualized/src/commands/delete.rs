@@ -81,7 +81,7 @@ pub fn destroy(store: &Store, r: &Record, log: &Logger) -> anyhow::Result<()> {
 pub fn run(store: &Store, a: native::commands::delete::Args, log: &Logger) -> anyhow::Result<i32> {
     let r = match store.load(&a.id) {
         // runc: a forced delete of an unknown container is not an error.
-        Err(state::Error::State(container::state::Error::NotFound(_))) if a.force => return Ok(0),
+        Err(state::Error::NotFound(_)) if a.force => return Ok(0),
         r => r?,
     };
     let status = r.status();

@@ -14,13 +14,7 @@ use crate::proto::ExitStatus;
 /// The field of the state document that carries the boot breakdown.
 pub const BOOT_KEY: &str = "org.ociharness.vm.boot";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    State(#[from] container::state::Error),
-    #[error("state of {id:?} at {path}: {reason}")]
-    Io { id: String, path: PathBuf, reason: String },
-}
+pub use container::state::Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -79,35 +73,13 @@ impl Store {
         self.dir(id).join("vm")
     }
 
-    fn io(&self, id: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-        Error::Io {
-            id: id.into(),
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
-    }
-
-    /// Writes the record atomically (rename over the old one).
+    /// Writes the record atomically, in the container library's layout.
     pub fn save(&self, r: &Record) -> Result<()> {
-        let d = self.dir(&r.id);
-        let tmp = d.join("state.json.tmp");
-        let text = serde_json::to_vec(r).map_err(|e| self.io(&r.id, &tmp, e))?;
-        std::fs::write(&tmp, text).map_err(|e| self.io(&r.id, &tmp, e))?;
-        let path = d.join("state.json");
-        std::fs::rename(&tmp, &path).map_err(|e| self.io(&r.id, &path, e))
+        self.inner().save_as(&r.id, r)
     }
 
     pub fn load(&self, id: &str) -> Result<Record> {
-        container::state::check_id(id)?;
-        let path = self.dir(id).join("state.json");
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(container::state::Error::NotFound(id.into()).into())
-            }
-            Err(e) => return Err(self.io(id, &path, e)),
-        };
-        serde_json::from_slice(&text).map_err(|e| self.io(id, &path, e))
+        self.inner().load_as(id)
     }
 
     /// Ids with a state file, sorted.
@@ -116,7 +88,7 @@ impl Store {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        Ok(self.inner().remove(id)?)
+        self.inner().remove(id)
     }
 }
 
