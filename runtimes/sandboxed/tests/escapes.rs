@@ -25,6 +25,10 @@ struct Attempt {
 
 const MARKER_PATH: &str = "/tmp/oci-harness-escape-marker";
 
+/// The races' own secret: the escape test removes its marker when it ends,
+/// and the two tests run at once.
+const RACE_MARKER_PATH: &str = "/tmp/oci-harness-race-marker";
+
 const ATTEMPTS: &[Attempt] = &[
     Attempt {
         name: "a `..` chain out of the root",
@@ -236,7 +240,7 @@ const RACES: &[Race] = &[
         call: &[
             "arg",
             "/benign",
-            "/proc/{pid}/root/tmp/oci-harness-escape-marker",
+            "/proc/{pid}/root/tmp/oci-harness-race-marker",
             "host secret",
         ],
     },
@@ -246,7 +250,7 @@ const RACES: &[Race] = &[
             "link",
             "/tmp/swap",
             "/proc/{pid}/root/tmp",
-            "oci-harness-escape-marker",
+            "oci-harness-race-marker",
             "host secret",
         ],
     },
@@ -356,9 +360,7 @@ fn races_between_check_and_use_never_reach_the_host_in_the_sandbox() {
         eprintln!("skipping: containers need root");
         return;
     }
-    // The other test writes the same content: the probe recognises the
-    // secret by it, so the two may share the file.
-    std::fs::write(MARKER_PATH, "host secret").unwrap();
+    std::fs::write(RACE_MARKER_PATH, "host secret").unwrap();
     let t = tempfile::tempdir().unwrap();
     let sandboxed = PathBuf::from(env!("CARGO_BIN_EXE_sandboxed"));
     let mut host = powerless_host_process();
@@ -401,6 +403,7 @@ fn races_between_check_and_use_never_reach_the_host_in_the_sandbox() {
     }
     let _ = host.kill();
     let _ = host.wait();
+    let _ = std::fs::remove_file(RACE_MARKER_PATH);
     eprintln!("{}", table.join("\n"));
 }
 
