@@ -55,30 +55,52 @@ pub enum Request {
     /// Create the container from the bundle packed at `/run/bundle`; its
     /// process waits for `Start`. `terminal` gives it a pseudo-terminal whose
     /// traffic rides on stream 0 (Stdin in, Stdout out).
+    ///
+    /// A pod's VM holds several containers: the first is created from
+    /// `/run/bundle` on stream 0; each further one (`sandbox` names the
+    /// first) from the bundle a [`Request::Member`] unpacked, on a stream of
+    /// its own, and it joins the namespaces of the first wherever its config
+    /// names a namespace by path (the host's paths mean nothing in here).
     Create {
         id: String,
         terminal: bool,
         /// Initial window size (rows, columns) when `terminal`.
         size: Option<(u16, u16)>,
+        #[serde(default)]
+        stream: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<String>,
     },
-    Start,
+    /// Start the container's process (`container`: which one; none is the
+    /// guest's first).
+    Start {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
     /// Signal the container's process (`all`: every process in it).
     Kill {
         signal: i32,
         all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
     },
     /// Run another process (an OCI `process` object) in the container on
     /// stream `stream`.
     Exec {
         stream: u32,
         process: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
     },
+    /// A further container of the pod: its bundle's archive (packed under
+    /// [`member_bundle`]) follows as data frames on [`BUNDLE_STREAM`],
+    /// closed by an empty one; the agent unpacks it and replies `Ok`.
+    Member { id: String },
+    /// Forget a further container whose process ended: its state in the
+    /// guest and its unpacked bundle go.
+    Delete { container: String },
     /// A terminal's new window size.
-    Resize {
-        stream: u32,
-        rows: u16,
-        cols: u16,
-    },
+    Resize { stream: u32, rows: u16, cols: u16 },
     /// For a guest restored from a template: the bundle's archive (newc
     /// cpio of `/run/bundle`, as the initramfs would have held it) follows
     /// as Stdin data frames on [`BUNDLE_STREAM`], closed by an empty one.
@@ -86,16 +108,19 @@ pub enum Request {
     /// since the epoch: the template's clock stopped when it was saved) and
     /// mixes `entropy` into the random pool (every clone of a template
     /// starts with the same pool), then replies `Ok`.
-    Bundle {
-        realtime_ns: u64,
-        entropy: Vec<u8>,
-    },
+    Bundle { realtime_ns: u64, entropy: Vec<u8> },
     /// Power the guest off; no reply is owed (the channel closes).
     Shutdown,
 }
 
-/// The stream the bundle's archive travels on after [`Request::Bundle`].
+/// The stream the bundle's archive travels on after [`Request::Bundle`] or
+/// [`Request::Member`].
 pub const BUNDLE_STREAM: u32 = u32::MAX;
+
+/// Where the guest holds the bundle of the further container `id` of a pod.
+pub fn member_bundle(id: &str) -> String {
+    format!("/run/bundles/{id}")
+}
 
 /// Guest to host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,7 +277,15 @@ mod tests {
     #[test]
     fn messages_and_data_round_trip_in_order() {
         let mut wire = Vec::new();
-        write_message(&mut wire, &Request::Kill { signal: 15, all: false }).unwrap();
+        write_message(
+            &mut wire,
+            &Request::Kill {
+                signal: 15,
+                all: false,
+                container: None,
+            },
+        )
+        .unwrap();
         write_data(&mut wire, Kind::Stdout, 3, b"hello").unwrap();
         write_data(&mut wire, Kind::Stdin, 0, b"").unwrap();
         write_message(
@@ -267,7 +300,14 @@ mod tests {
         let Some(Frame::Control(p)) = read_frame(&mut r).unwrap() else {
             panic!()
         };
-        assert_eq!(decode::<Request>(&p).unwrap(), Request::Kill { signal: 15, all: false });
+        assert_eq!(
+            decode::<Request>(&p).unwrap(),
+            Request::Kill {
+                signal: 15,
+                all: false,
+                container: None
+            }
+        );
         assert_eq!(
             read_frame(&mut r).unwrap(),
             Some(Frame::Data {
@@ -322,6 +362,27 @@ mod tests {
         // A truncated frame is an error, not a clean end.
         let wire = [0u8, 0, 0, 9, 0, b'{'];
         assert!(read_frame(&mut &wire[..]).is_err());
+    }
+
+    #[test]
+    fn a_single_container_request_reads_as_it_did_before_pods() {
+        let r: Request = serde_json::from_str(r#"{"type":"start"}"#).unwrap();
+        assert_eq!(r, Request::Start { container: None });
+        let r: Request = serde_json::from_str(r#"{"type":"create","id":"c","terminal":false,"size":null}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Create {
+                id: "c".into(),
+                terminal: false,
+                size: None,
+                stream: 0,
+                sandbox: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Start { container: None }).unwrap(),
+            r#"{"type":"start"}"#
+        );
     }
 
     #[test]

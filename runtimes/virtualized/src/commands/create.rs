@@ -22,9 +22,49 @@ pub struct Launched {
     pub pid: i32,
 }
 
+/// The annotations by which CRI implementations mark a pod's containers
+/// (containerd's, then CRI-O's): the container-type key and its value for a
+/// container that is not the sandbox, and the key that names the sandbox.
+const POD_ANNOTATIONS: [(&str, &str, &str); 2] = [
+    (
+        "io.kubernetes.cri.container-type",
+        "container",
+        "io.kubernetes.cri.sandbox-id",
+    ),
+    (
+        "io.kubernetes.cri-o.ContainerType",
+        "container",
+        "io.kubernetes.cri-o.SandboxID",
+    ),
+];
+
+/// The pod sandbox whose VM the container joins, when its annotations say
+/// it is a further container of a pod (Kata's reading of them); an
+/// annotation that says so but names no sandbox is an error that names it.
+pub fn pod_sandbox(
+    id: &str,
+    annotations: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<Option<String>> {
+    for (type_key, member, sandbox_key) in POD_ANNOTATIONS {
+        if annotations.get(type_key).map(String::as_str) != Some(member) {
+            continue;
+        }
+        return match annotations.get(sandbox_key).map(String::as_str) {
+            Some(s) if s.is_empty() => {
+                anyhow::bail!("annotation {sandbox_key} is empty, though {type_key} is {member:?}")
+            }
+            Some(s) if s == id => Ok(None),
+            Some(s) => Ok(Some(s.to_string())),
+            None => anyhow::bail!("annotation {type_key} is {member:?} but {sandbox_key} is missing"),
+        };
+    }
+    Ok(None)
+}
+
 /// The checks the native runtime makes before it creates anything, with its
-/// messages: bad input fails here, before a VM boots.
-pub fn validate(a: &Args) -> anyhow::Result<PathBuf> {
+/// messages: bad input fails here, before a VM boots. Returns the bundle,
+/// absolute, and the pod sandbox whose VM the container joins, if any.
+pub fn validate(store: &Store, a: &Args) -> anyhow::Result<(PathBuf, Option<String>)> {
     let bundle = std::fs::canonicalize(&a.bundle).with_context(|| format!("bundle {}", a.bundle.display()))?;
     container::state::check_id(&a.id)?;
     let spec = container::config::load(&bundle)?;
@@ -45,7 +85,19 @@ pub fn validate(a: &Args) -> anyhow::Result<PathBuf> {
     if inherited > 0 {
         anyhow::bail!("--preserve-fds {inherited}: host file descriptors cannot be passed into the container's VM");
     }
-    Ok(bundle)
+    let sandbox = pod_sandbox(&a.id, &spec.annotations().clone().unwrap_or_default())?;
+    if let Some(s) = &sandbox {
+        let pod = store.load(s).with_context(|| {
+            format!(
+                "the pod's sandbox {s:?} (from the annotations) is not a container of this runtime under --root {}",
+                store.root.display()
+            )
+        })?;
+        if let Some(first) = pod.sandbox {
+            anyhow::bail!("the pod's sandbox {s:?} (from the annotations) is itself a container of pod {first:?}");
+        }
+    }
+    Ok((bundle, sandbox))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -66,9 +118,9 @@ fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
 /// Validates, claims the id, starts the shim and waits until it holds a
 /// created container (or undoes everything and says why).
 pub fn launch(store: &Store, a: &Args) -> anyhow::Result<Launched> {
-    let bundle = validate(a)?;
+    let (bundle, sandbox) = validate(store, a)?;
     store.inner().claim(&a.id)?;
-    match spawn(store, a, &bundle) {
+    match spawn(store, a, &bundle, sandbox.as_deref()) {
         Ok(l) => Ok(l),
         Err(e) => {
             let _ = store.remove(&a.id);
@@ -77,12 +129,12 @@ pub fn launch(store: &Store, a: &Args) -> anyhow::Result<Launched> {
     }
 }
 
-fn spawn(store: &Store, a: &Args, bundle: &Path) -> anyhow::Result<Launched> {
+fn spawn(store: &Store, a: &Args, bundle: &Path, sandbox: Option<&str>) -> anyhow::Result<Launched> {
     let root = std::fs::canonicalize(&store.root).with_context(|| format!("--root {}", store.root.display()))?;
     let console = a.console_socket.as_deref().map(absolute).transpose()?;
     let (mine, theirs) = UnixStream::pair().context("sync socket for the shim")?;
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.args(shim::command_line(&root, &a.id, bundle, console.as_deref()));
+    cmd.args(shim::command_line(&root, &a.id, bundle, console.as_deref(), sandbox));
     let fd = theirs.as_raw_fd();
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe calls (dup2, fcntl) on fds it inherited.
@@ -179,6 +231,60 @@ mod tests {
         assert!(!root.join("c1").exists());
         let a = args(&["virtualized", "create", "--bundle", b.to_str().unwrap(), "a/b"]);
         assert!(format!("{:#}", launch(&store, &a).err().unwrap()).contains("\"a/b\""));
+    }
+
+    #[test]
+    fn pod_annotations_name_the_sandbox_to_join() {
+        let ann = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let cri = ann(&[
+            ("io.kubernetes.cri.container-type", "container"),
+            ("io.kubernetes.cri.sandbox-id", "pod1"),
+        ]);
+        assert_eq!(pod_sandbox("c", &cri).unwrap().as_deref(), Some("pod1"));
+        let crio = ann(&[
+            ("io.kubernetes.cri-o.ContainerType", "container"),
+            ("io.kubernetes.cri-o.SandboxID", "pod2"),
+        ]);
+        assert_eq!(pod_sandbox("c", &crio).unwrap().as_deref(), Some("pod2"));
+        // The sandbox itself, and a plain container, boot a VM of their own.
+        let sandbox = ann(&[
+            ("io.kubernetes.cri.container-type", "sandbox"),
+            ("io.kubernetes.cri.sandbox-id", "pod1"),
+        ]);
+        assert_eq!(pod_sandbox("pod1", &sandbox).unwrap(), None);
+        assert_eq!(pod_sandbox("c", &ann(&[])).unwrap(), None);
+        let e = pod_sandbox("c", &ann(&[("io.kubernetes.cri.container-type", "container")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("io.kubernetes.cri.sandbox-id is missing"), "{e}");
+    }
+
+    #[test]
+    fn a_container_of_an_unknown_pod_is_refused_before_anything_is_made() {
+        let t = tempfile::tempdir().unwrap();
+        let b = t.path().join("bundle");
+        std::fs::create_dir_all(b.join("rootfs")).unwrap();
+        let config = serde_json::json!({
+            "ociVersion": "1.0.0",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["/probe"], "cwd": "/"},
+            "annotations": {
+                "io.kubernetes.cri.container-type": "container",
+                "io.kubernetes.cri.sandbox-id": "nopod"
+            }
+        });
+        std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+        let root = t.path().join("root");
+        let store = Store::new(&root);
+        let a = args(&["virtualized", "create", "--bundle", b.to_str().unwrap(), "c1"]);
+        let e = format!("{:#}", launch(&store, &a).err().unwrap());
+        assert!(
+            e.contains("sandbox \"nopod\"") && e.contains("not a container of this runtime"),
+            "{e}"
+        );
+        assert!(!root.join("c1").exists());
     }
 
     #[test]

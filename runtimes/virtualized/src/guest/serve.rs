@@ -46,9 +46,9 @@ struct Input {
     tty: Option<Arc<File>>,
 }
 
-/// Serves [`Request::Bundle`]: reads the archive's frames, unpacks it
-/// under `/`, sets the clock and seeds the random pool.
-fn bundle(input: &mut File, realtime_ns: u64, entropy: &[u8]) -> Result<(), String> {
+/// Reads an archive's data frames on [`proto::BUNDLE_STREAM`] up to the
+/// empty one that closes it.
+fn read_archive(input: &mut File) -> Result<Vec<u8>, String> {
     let mut archive = Vec::new();
     loop {
         match proto::read_frame(input) {
@@ -67,6 +67,13 @@ fn bundle(input: &mut File, realtime_ns: u64, entropy: &[u8]) -> Result<(), Stri
             Err(e) => return Err(format!("bundle: {e}")),
         }
     }
+    Ok(archive)
+}
+
+/// Serves [`Request::Bundle`]: reads the archive's frames, unpacks it
+/// under `/`, sets the clock and seeds the random pool.
+fn bundle(input: &mut File, realtime_ns: u64, entropy: &[u8]) -> Result<(), String> {
+    let archive = read_archive(input)?;
     if Path::new(GUEST_BUNDLE).join("config.json").exists() {
         return Err(format!("bundle: this guest already holds one at {GUEST_BUNDLE}"));
     }
@@ -75,17 +82,96 @@ fn bundle(input: &mut File, realtime_ns: u64, entropy: &[u8]) -> Result<(), Stri
     super::setup::unpack(&archive, Path::new("/"))
 }
 
+/// Serves [`Request::Member`]: unpacks the further container's bundle at
+/// [`proto::member_bundle`], refusing an archive that reaches elsewhere.
+fn member(input: &mut File, id: &str) -> Result<(), String> {
+    let archive = read_archive(input)?;
+    container::state::check_id(id).map_err(|e| format!("member: {e}"))?;
+    let dir = proto::member_bundle(id);
+    if Path::new(&dir).exists() {
+        return Err(format!(
+            "member: {dir} exists: container {id:?} is in this guest already"
+        ));
+    }
+    let prefix = dir.trim_start_matches('/');
+    for e in crate::vm::cpio::parse(&archive)? {
+        // The directory's parents come first in the archive.
+        let inside = e.name == prefix
+            || e.name.starts_with(&format!("{prefix}/"))
+            || prefix.starts_with(&format!("{}/", e.name));
+        if !inside {
+            return Err(format!("member: the archive of {id:?} holds {}, outside {dir}", e.name));
+        }
+    }
+    if let Err(e) = super::setup::unpack(&archive, Path::new("/")) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The file under `/proc/PID/ns` of an OCI namespace type.
+fn ns_file(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "network" => "net",
+        "ipc" => "ipc",
+        "uts" => "uts",
+        "pid" => "pid",
+        "mount" => "mnt",
+        "user" => "user",
+        "cgroup" => "cgroup",
+        "time" => "time",
+        _ => return None,
+    })
+}
+
+/// Points every namespace the config names by path at the pod's first
+/// container's (`/proc/PID/ns/...` of its process): the paths were the
+/// host's, where the pod's namespaces are not.
+fn join_pod_namespaces(config: &mut serde_json::Value, sandbox_pid: i32) {
+    let Some(list) = config.pointer_mut("/linux/namespaces").and_then(|n| n.as_array_mut()) else {
+        return;
+    };
+    for ns in list {
+        let has_path = ns.get("path").and_then(|p| p.as_str()).is_some_and(|p| !p.is_empty());
+        let file = ns.get("type").and_then(|t| t.as_str()).and_then(ns_file);
+        if let (true, Some(file)) = (has_path, file) {
+            ns["path"] = serde_json::Value::from(format!("/proc/{sandbox_pid}/ns/{file}"));
+        }
+    }
+}
+
+/// One container in the guest.
+struct Slot {
+    bundle: String,
+    pid: i32,
+    init_stream: u32,
+    /// The process's gate: opened by the reply to its Start or Kill.
+    init_gate: Option<Arc<Gate>>,
+}
+
 pub struct Agent {
     out: Out,
     exe: PathBuf,
-    id: Option<String>,
+    /// The guest's first container (the pod's, in a pod's VM): the one a
+    /// request that names none means.
+    first: Option<String>,
+    containers: HashMap<String, Slot>,
     inputs: HashMap<u32, Input>,
     seq: u32,
     /// Gates to open once the reply being served is sent.
     gates: Vec<Arc<Gate>>,
-    /// The container process's gate: opened by the reply to its Start or
-    /// Kill.
-    init_gate: Option<Arc<Gate>>,
+    /// The gate of the container `create` just launched, for its slot.
+    pending_init_gate: Option<Arc<Gate>>,
+}
+
+/// What [`Agent::launch`] starts.
+#[derive(Clone, Copy)]
+enum Launch<'a> {
+    /// The container, from the bundle at this guest path.
+    Create(&'a str),
+    /// A further process (an OCI `process` object) in it.
+    Exec(&'a serde_json::Value),
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -178,11 +264,12 @@ impl Agent {
         Agent {
             out: Arc::new(Mutex::new(out)),
             exe,
-            id: None,
+            first: None,
+            containers: HashMap::new(),
             inputs: HashMap::new(),
             seq: 0,
             gates: Vec::new(),
-            init_gate: None,
+            pending_init_gate: None,
         }
     }
 
@@ -205,10 +292,14 @@ impl Agent {
                         };
                         self.send(&ev);
                     }
+                    Ok(Request::Member { id }) => {
+                        let ev = match member(&mut input, &id) {
+                            Ok(()) => Event::Ok,
+                            Err(message) => Event::Error { message },
+                        };
+                        self.send(&ev);
+                    }
                     Ok(req) => {
-                        if matches!(req, Request::Start | Request::Kill { .. }) {
-                            self.gates.extend(self.init_gate.take());
-                        }
                         let ev = self.handle(req).unwrap_or_else(|message| Event::Error { message });
                         self.send(&ev);
                         for g in self.gates.drain(..) {
@@ -251,21 +342,22 @@ impl Agent {
 
     fn handle(&mut self, req: Request) -> Result<Event, String> {
         match req {
-            Request::Create { id, terminal, size } => {
-                if self.id.is_some() {
-                    return Err("create: this guest already holds a container".into());
-                }
-                let pid = self.launch(&id, proto::INIT_STREAM, terminal, size, None)?;
-                self.id = Some(id);
-                Ok(Event::Created { pid })
-            }
-            Request::Start => {
-                let id = self.id()?;
+            Request::Create {
+                id,
+                terminal,
+                size,
+                stream,
+                sandbox,
+            } => self.create(id, terminal, size, stream, sandbox),
+            Request::Start { container } => {
+                let id = self.container(container.as_deref())?;
+                self.open_init_gate(&id);
                 self.native(&["start", &id], None)?;
                 Ok(Event::Ok)
             }
-            Request::Kill { signal, all } => {
-                let id = self.id()?;
+            Request::Kill { signal, all, container } => {
+                let id = self.container(container.as_deref())?;
+                self.open_init_gate(&id);
                 let sig = signal.to_string();
                 let mut args = vec!["kill"];
                 if all {
@@ -275,16 +367,20 @@ impl Agent {
                 self.native(&args, None)?;
                 Ok(Event::Ok)
             }
-            Request::Exec { stream, process } => {
-                let id = self.id()?;
-                if stream == proto::INIT_STREAM || self.inputs.contains_key(&stream) {
+            Request::Exec {
+                stream,
+                process,
+                container,
+            } => {
+                let id = self.container(container.as_deref())?;
+                if self.stream_taken(stream) {
                     return Err(format!("exec: stream {stream} is taken"));
                 }
                 let terminal = process.get("terminal").and_then(|t| t.as_bool()).unwrap_or(false);
                 let size = process
                     .pointer("/consoleSize")
                     .and_then(|s| Some((s.get("height")?.as_u64()? as u16, s.get("width")?.as_u64()? as u16)));
-                self.launch(&id, stream, terminal, size, Some(&process))?;
+                self.launch(&id, stream, terminal, size, Launch::Exec(&process))?;
                 Ok(Event::Ok)
             }
             Request::Resize { stream, rows, cols } => {
@@ -296,15 +392,115 @@ impl Agent {
                 set_winsize(&tty, rows, cols);
                 Ok(Event::Ok)
             }
+            Request::Delete { container } => self.delete(&container),
             Request::Shutdown => Ok(Event::Ok),
-            Request::Bundle { .. } => Err("bundle: served by the frame loop".into()),
+            Request::Bundle { .. } | Request::Member { .. } => Err("bundle: served by the frame loop".into()),
         }
     }
 
-    fn id(&self) -> Result<String, String> {
-        self.id
-            .clone()
-            .ok_or_else(|| "no container was created in this guest".into())
+    fn stream_taken(&self, stream: u32) -> bool {
+        stream == proto::INIT_STREAM
+            || stream == proto::BUNDLE_STREAM
+            || self.inputs.contains_key(&stream)
+            || self.containers.values().any(|c| c.init_stream == stream)
+    }
+
+    fn create(
+        &mut self,
+        id: String,
+        terminal: bool,
+        size: Option<(u16, u16)>,
+        stream: u32,
+        sandbox: Option<String>,
+    ) -> Result<Event, String> {
+        let bundle = match &sandbox {
+            None => {
+                if self.first.is_some() {
+                    return Err("create: this guest already holds a container".into());
+                }
+                if stream != proto::INIT_STREAM {
+                    return Err(format!(
+                        "create: the guest's first container runs on stream 0, not {stream}"
+                    ));
+                }
+                GUEST_BUNDLE.to_string()
+            }
+            Some(sb) => {
+                let pod = self
+                    .containers
+                    .get(sb)
+                    .filter(|_| self.first.as_deref() == Some(sb.as_str()))
+                    .ok_or_else(|| format!("create {id:?}: sandbox {sb:?} is not this guest's first container"))?;
+                if self.containers.contains_key(&id) {
+                    return Err(format!("create: container {id:?} is in this guest already"));
+                }
+                if self.stream_taken(stream) {
+                    return Err(format!("create {id:?}: stream {stream} is taken"));
+                }
+                let bundle = proto::member_bundle(&id);
+                let path = Path::new(&bundle).join("config.json");
+                let text = std::fs::read(&path).map_err(|e| format!("create {id:?}: {}: {e}", path.display()))?;
+                let mut config: serde_json::Value =
+                    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                join_pod_namespaces(&mut config, pod.pid);
+                std::fs::write(&path, config.to_string()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+                bundle
+            }
+        };
+        let pid = self.launch(&id, stream, terminal, size, Launch::Create(&bundle))?;
+        if sandbox.is_none() {
+            self.first = Some(id.clone());
+        }
+        let gate = self.pending_init_gate.take();
+        self.containers.insert(
+            id,
+            Slot {
+                bundle,
+                pid,
+                init_stream: stream,
+                init_gate: gate,
+            },
+        );
+        Ok(Event::Created { pid })
+    }
+
+    /// Removes a further container whose process ended.
+    fn delete(&mut self, id: &str) -> Result<Event, String> {
+        if self.first.as_deref() == Some(id) {
+            return Err(format!(
+                "delete: {id:?} is the guest's first container; it goes with the VM"
+            ));
+        }
+        let slot = self
+            .containers
+            .get(id)
+            .ok_or_else(|| format!("delete: no container {id:?} in this guest"))?;
+        let (bundle, stream) = (slot.bundle.clone(), slot.init_stream);
+        self.native(&["delete", "--force", id], None)?;
+        self.containers.remove(id);
+        self.inputs.remove(&stream);
+        std::fs::remove_dir_all(&bundle).map_err(|e| format!("delete: removing {bundle}: {e}"))?;
+        Ok(Event::Ok)
+    }
+
+    /// The container a request names, or the guest's first.
+    fn container(&self, named: Option<&str>) -> Result<String, String> {
+        match named {
+            None => self
+                .first
+                .clone()
+                .ok_or_else(|| "no container was created in this guest".into()),
+            Some(id) if self.containers.contains_key(id) => Ok(id.to_string()),
+            Some(id) => Err(format!("no container {id:?} in this guest")),
+        }
+    }
+
+    /// The reply being served lets the container's process run (or end):
+    /// its `Exited` may follow the reply.
+    fn open_init_gate(&mut self, id: &str) {
+        if let Some(g) = self.containers.get_mut(id).and_then(|c| c.init_gate.take()) {
+            self.gates.push(g);
+        }
     }
 
     fn scratch(&mut self, what: &str) -> PathBuf {
@@ -347,7 +543,7 @@ impl Agent {
         Ok(())
     }
 
-    /// Creates the container (`process` None) or execs `process` in it,
+    /// Creates the container from a bundle or execs a process in it,
     /// detached, with its stdio on `stream`; returns the process's pid and
     /// arranges its `Exited`.
     fn launch(
@@ -356,7 +552,7 @@ impl Agent {
         stream: u32,
         terminal: bool,
         size: Option<(u16, u16)>,
-        process: Option<&serde_json::Value>,
+        what: Launch<'_>,
     ) -> Result<i32, String> {
         let pid_file = self.scratch("pid");
         let pid_s = pid_file.to_string_lossy().into_owned();
@@ -371,9 +567,9 @@ impl Agent {
         };
         let proc_file = self.scratch("process.json");
         let proc_s = proc_file.to_string_lossy().into_owned();
-        let mut args: Vec<&str> = match process {
-            None => vec!["create", "--bundle", GUEST_BUNDLE, "--pid-file", &pid_s],
-            Some(p) => {
+        let mut args: Vec<&str> = match what {
+            Launch::Create(bundle) => vec!["create", "--bundle", bundle, "--pid-file", &pid_s],
+            Launch::Exec(p) => {
                 std::fs::write(&proc_file, p.to_string()).map_err(|e| format!("writing {proc_s}: {e}"))?;
                 vec!["exec", "--detach", "--process", &proc_s, "--pid-file", &pid_s]
             }
@@ -424,10 +620,9 @@ impl Agent {
         let _ = std::fs::remove_file(&pid_file);
         self.inputs.insert(stream, input);
         let gate = Arc::new(Gate::default());
-        if stream == proto::INIT_STREAM {
-            self.init_gate = Some(gate.clone());
-        } else {
-            self.gates.push(gate.clone());
+        match what {
+            Launch::Create(_) => self.pending_init_gate = Some(gate.clone()),
+            Launch::Exec(_) => self.gates.push(gate.clone()),
         }
         watch(pid, stream, outputs, done_rx, gate, self.out.clone());
         Ok(pid)

@@ -25,6 +25,22 @@ pub enum Request {
         process: serde_json::Value,
         detach: bool,
     },
+    /// To the shim of a pod's VM, from the shim of a further container of
+    /// the pod: pack the bundle (a host path) into the guest and create the
+    /// container there, its stdin, stdout and stderr the fds that come with
+    /// the request (the terminal's, thrice, with one). Answered `Ok` once
+    /// created, then `Exited` when its process ends.
+    Join {
+        id: String,
+        bundle: std::path::PathBuf,
+        terminal: bool,
+        size: Option<(u16, u16)>,
+    },
+    /// A request for a further container of the pod, to the pod VM's shim.
+    For {
+        container: String,
+        request: Box<Request>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod hooks;
+pub mod member;
 pub mod pty;
 pub mod sizing;
 pub mod state;
@@ -43,7 +44,7 @@ pub const COMMIT: &str = "commit";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the end waits for a request in flight to be answered.
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 
 /// What the shim tells `create` on the sync socket: one JSON line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +69,11 @@ pub struct Args {
     pub bundle: PathBuf,
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// A further container of this pod: its VM is the one that runs the
+    /// pod's first container (whose id this is), and this shim asks that
+    /// one's shim to add it there.
+    #[arg(long)]
+    pub sandbox: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +98,7 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+pub(crate) fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     let what = what.into();
     move |source| Error::Os { what, source }
 }
@@ -182,7 +188,7 @@ fn abort() {
     }
 }
 
-fn check_abort() -> Result<()> {
+pub(crate) fn check_abort() -> Result<()> {
     if ABORT.load(Ordering::SeqCst) {
         return Err(Error::Abandoned);
     }
@@ -235,8 +241,17 @@ pub fn main(args: &[String]) -> ! {
         Ok(s) => watch_create(s, store.clone(), a.id.clone()),
         Err(e) => fail(&a, &store, &sync, None, os("sync socket")(e)),
     };
-    let signal_target: Arc<OnceLock<Arc<Shared>>> = Arc::new(OnceLock::new());
+    let signal_target: Arc<OnceLock<SignalTarget>> = Arc::new(OnceLock::new());
     spawn_signal_relay(signals, signal_target.clone());
+    if let Some(sandbox) = a.sandbox.clone() {
+        match member::prepare(&a, &sandbox, &store, &sync, &watch) {
+            Ok(p) => {
+                drop(sync);
+                member::supervise(&a, &store, p, &signal_target)
+            }
+            Err(e) => fail(&a, &store, &sync, None, e),
+        }
+    }
     let mut vm = None;
     match prepare(&a, &store, &sync, &watch, &mut vm) {
         Ok(p) => {
@@ -249,7 +264,7 @@ pub fn main(args: &[String]) -> ! {
 }
 
 /// Reports `e` to `create` (unless it is gone), undoes everything, exits.
-fn fail(a: &Args, store: &Store, sync: &UnixStream, vm: Option<Vm>, e: Error) -> ! {
+pub(crate) fn fail(a: &Args, store: &Store, sync: &UnixStream, vm: Option<Vm>, e: Error) -> ! {
     if let Some(mut vm) = vm {
         vm.kill();
     }
@@ -329,6 +344,7 @@ fn prepare(
         status: Status::Creating,
         exit: None,
         boot: serde_json::to_value(vm.boot_times()).unwrap_or_default(),
+        sandbox: None,
     };
     // The runtime environment is the VM, up; the container is not made yet
     // (runtime.md, Lifecycle, steps 2-4). The guest's config does not hold
@@ -341,6 +357,8 @@ fn prepare(
         id: a.id.clone(),
         terminal,
         size,
+        stream: proto::INIT_STREAM,
+        sandbox: None,
     };
     proto::write_message(&mut chan, &req)?;
     let out = Output::new(tty.as_ref());
@@ -376,13 +394,13 @@ fn prepare(
 }
 
 /// Where stream 0's output goes: the terminal, or fds 1 and 2.
-struct Output {
+pub(crate) struct Output {
     out: ManuallyDrop<File>,
     err: ManuallyDrop<File>,
 }
 
 impl Output {
-    fn new(tty: Option<&File>) -> Output {
+    pub(crate) fn new(tty: Option<&File>) -> Output {
         let (o, e) = match tty {
             Some(t) => (t.as_raw_fd(), t.as_raw_fd()),
             None => (1, 2),
@@ -404,7 +422,7 @@ impl Output {
     }
 }
 
-/// An exec's host end: the caller's stdio.
+/// An exec's (or a further container's) host end: the caller's stdio.
 struct ExecIo {
     stdout: File,
     stderr: File,
@@ -436,6 +454,23 @@ impl Shared {
         })
     }
 
+    /// Sends a further container's bundle (packed for its place in the
+    /// guest) and waits for the agent's reply, as one request.
+    fn send_member(&self, id: &str, archive: &[u8]) -> std::result::Result<Event, String> {
+        let rx = self.replies.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let req = Request::Member { id: id.to_string() };
+            proto::write_message(&mut *w, &req).map_err(|e| e.to_string())?;
+            proto::write_data(&mut *w, Kind::Stdin, proto::BUNDLE_STREAM, archive).map_err(|e| e.to_string())?;
+            proto::write_data(&mut *w, Kind::Stdin, proto::BUNDLE_STREAM, &[]).map_err(|e| e.to_string())?;
+        }
+        rx.recv_timeout(REQUEST_TIMEOUT).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => format!("the agent did not answer within {REQUEST_TIMEOUT:?}"),
+            mpsc::RecvTimeoutError::Disconnected => "the VM is gone".to_string(),
+        })
+    }
+
     fn send_data(&self, stream: u32, bytes: &[u8]) -> proto::Result<()> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         proto::write_data(&mut *w, Kind::Stdin, stream, bytes)
@@ -448,7 +483,7 @@ enum Outcome {
     Lost(String),
 }
 
-fn supervise(a: &Args, store: &Store, mut vm: Vm, p: Prepared, signal_target: &OnceLock<Arc<Shared>>) -> ! {
+fn supervise(a: &Args, store: &Store, mut vm: Vm, p: Prepared, signal_target: &OnceLock<SignalTarget>) -> ! {
     let fatal = |what: &str, e: io::Error| -> ! {
         eprintln!("virtualized shim: {}: {what}: {e}", a.id);
         std::process::exit(1)
@@ -464,7 +499,16 @@ fn supervise(a: &Args, store: &Store, mut vm: Vm, p: Prepared, signal_target: &O
         execs: Mutex::new(HashMap::new()),
         next_stream: AtomicU32::new(1),
     });
-    let _ = signal_target.set(shared.clone());
+    {
+        let shared = shared.clone();
+        let _ = signal_target.set(Box::new(move |signal| {
+            let _ = shared.request(&Request::Kill {
+                signal,
+                all: false,
+                container: None,
+            });
+        }));
+    }
     let (outcome_tx, outcome_rx) = mpsc::channel();
     let out = Output::new(p.tty.as_ref());
     {
@@ -604,8 +648,9 @@ fn answer(ev: std::result::Result<Event, String>) -> control::Reply {
     }
 }
 
-/// One request from the command line.
-fn serve(conn: UnixStream, shared: &Shared) {
+/// One request from the command line (or from the shim of a further
+/// container of the pod).
+fn serve(conn: UnixStream, shared: &Arc<Shared>) {
     let (req, fds) = match control::read_request(&conn) {
         Ok(r) => r,
         Err(e) => {
@@ -613,10 +658,41 @@ fn serve(conn: UnixStream, shared: &Shared) {
             return;
         }
     };
-    let reply = match req {
-        control::Request::Start => start(shared),
-        control::Request::Kill { signal, all } => {
-            let r = shared.request(&Request::Kill { signal, all });
+    let (req, container) = match req {
+        control::Request::For { container, request } => (*request, Some(container)),
+        req => (req, None),
+    };
+    let reply = match (req, container) {
+        (
+            control::Request::Join {
+                id,
+                bundle,
+                terminal,
+                size,
+            },
+            None,
+        ) => {
+            return join(conn, shared, id, &bundle, terminal, size, fds);
+        }
+        (control::Request::Join { .. }, Some(c)) | (control::Request::For { container: c, .. }, _) => {
+            control::Reply::Error {
+                message: format!("a request for container {c:?} cannot be a join or hold another"),
+            }
+        }
+        (control::Request::Start, None) => start(shared),
+        (control::Request::Start, container @ Some(_)) => answer(shared.request(&Request::Start { container })),
+        (control::Request::Kill { signal, all }, container @ Some(_)) => {
+            answer(shared.request(&Request::Kill { signal, all, container }))
+        }
+        (control::Request::Exec { process, detach }, container) => {
+            return exec(&conn, shared, process, detach, fds, container)
+        }
+        (control::Request::Kill { signal, all }, None) => {
+            let r = shared.request(&Request::Kill {
+                signal,
+                all,
+                container: None,
+            });
             let ended = shared.record.lock().unwrap_or_else(|p| p.into_inner()).status == Status::Stopped;
             match r {
                 // The process ended while the signal was on its way (by it,
@@ -625,9 +701,100 @@ fn serve(conn: UnixStream, shared: &Shared) {
                 r => answer(r),
             }
         }
-        control::Request::Exec { process, detach } => return exec(&conn, shared, process, detach, fds),
     };
     let _ = control::write_reply(&conn, &reply);
+}
+
+/// Adds a further container of the pod to the VM: packs its bundle, has the
+/// agent unpack and create it on a stream of its own, whose output goes to
+/// the fds that came with the request; replies `Ok`, then `Exited` when its
+/// process ends, and then removes it from the guest. The caller (that
+/// container's shim) hanging up first kills it.
+fn join(
+    conn: UnixStream,
+    shared: &Arc<Shared>,
+    id: String,
+    bundle: &Path,
+    terminal: bool,
+    size: Option<(u16, u16)>,
+    fds: Vec<OwnedFd>,
+) {
+    let reply = |r: &control::Reply| {
+        let _ = control::write_reply(&conn, r);
+    };
+    let fail = |message: String| {
+        let _ = control::write_reply(&conn, &control::Reply::Error { message });
+    };
+    let Ok([stdin, stdout, stderr]) = <[OwnedFd; 3]>::try_from(fds) else {
+        return fail("join: the container's stdin, stdout and stderr must come with the request".into());
+    };
+    let dir = proto::member_bundle(&id);
+    let mut w = crate::vm::cpio::Writer::new(Vec::new());
+    let packed = vm::initramfs::write_bundle_in(&mut w, bundle, bundle, vm::initramfs::DEFAULT_BUNDLE_CAP, &dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| w.finish().map_err(|e| format!("packing {}: {e}", bundle.display())));
+    let archive = match packed {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    if let control::Reply::Error { message } = answer(shared.send_member(&id, &archive)) {
+        return fail(message);
+    }
+    drop(archive);
+    let stream = shared.next_stream.fetch_add(1, Ordering::SeqCst);
+    let (done_tx, done_rx) = mpsc::channel();
+    shared.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        stream,
+        ExecIo {
+            stdout: File::from(stdout),
+            stderr: File::from(stderr),
+            done: done_tx,
+        },
+    );
+    let sandbox = shared.record.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
+    let created = answer(shared.request(&Request::Create {
+        id: id.clone(),
+        terminal,
+        size,
+        stream,
+        sandbox: Some(sandbox),
+    }));
+    if created != control::Reply::Ok {
+        shared.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
+        let _ = shared.request(&Request::Delete { container: id.clone() });
+        return reply(&created);
+    }
+    reply(&control::Reply::Ok);
+    // Stdin may stay open after the process ended (a pipe the caller
+    // keeps): its relay is not waited for, and ends with the pipe.
+    {
+        let stdin = File::from(stdin);
+        let shared = shared.clone();
+        std::thread::spawn(move || relay_to_guest(stdin, stream, &shared));
+    }
+    let ended = Arc::new(AtomicBool::new(false));
+    if let Ok(mut c) = conn.try_clone() {
+        // The caller says nothing more: its end closing first means it is
+        // gone (killed, or its create abandoned), and the container goes
+        // with it.
+        let (shared, ended, container) = (shared.clone(), ended.clone(), id.clone());
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            if matches!(c.read(&mut b), Ok(0)) && !ended.load(Ordering::SeqCst) {
+                let _ = shared.request(&Request::Kill {
+                    signal: libc::SIGKILL,
+                    all: true,
+                    container: Some(container),
+                });
+            }
+        });
+    }
+    if let Ok(status) = done_rx.recv() {
+        ended.store(true, Ordering::SeqCst);
+        reply(&control::Reply::Exited { status });
+    }
+    let _ = shared.request(&Request::Delete { container: id });
+    let _ = conn.shutdown(std::net::Shutdown::Both);
 }
 
 fn start(shared: &Shared) -> control::Reply {
@@ -642,7 +809,7 @@ fn start(shared: &Shared) -> control::Reply {
             return control::Reply::Error { message: e.to_string() };
         }
     }
-    let reply = answer(shared.request(&Request::Start));
+    let reply = answer(shared.request(&Request::Start { container: None }));
     if reply == control::Reply::Ok {
         let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
         // The process may have ended already: stopped stays stopped.
@@ -656,7 +823,14 @@ fn start(shared: &Shared) -> control::Reply {
     reply
 }
 
-fn exec(conn: &UnixStream, shared: &Shared, process: serde_json::Value, detach: bool, fds: Vec<OwnedFd>) {
+fn exec(
+    conn: &UnixStream,
+    shared: &Shared,
+    process: serde_json::Value,
+    detach: bool,
+    fds: Vec<OwnedFd>,
+    container: Option<String>,
+) {
     let reply = |r: &control::Reply| {
         let _ = control::write_reply(conn, r);
     };
@@ -676,7 +850,11 @@ fn exec(conn: &UnixStream, shared: &Shared, process: serde_json::Value, detach: 
             done: done_tx,
         },
     );
-    let r = answer(shared.request(&Request::Exec { stream, process }));
+    let r = answer(shared.request(&Request::Exec {
+        stream,
+        process,
+        container,
+    }));
     if r != control::Reply::Ok {
         shared.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
         reply(&r);
@@ -694,18 +872,16 @@ fn exec(conn: &UnixStream, shared: &Shared, process: serde_json::Value, detach: 
     });
 }
 
-fn spawn_signal_relay(mut pipe: File, target: Arc<OnceLock<Arc<Shared>>>) {
+/// Where a signal to the shim goes once the container is committed.
+pub(crate) type SignalTarget = Box<dyn Fn(i32) + Send + std::marker::Sync>;
+
+fn spawn_signal_relay(mut pipe: File, target: Arc<OnceLock<SignalTarget>>) {
     std::thread::spawn(move || {
         let mut b = [0u8; 1];
         while let Ok(1) = pipe.read(&mut b) {
             let sig = i32::from(b[0]);
             match target.get() {
-                Some(shared) => {
-                    let _ = shared.request(&Request::Kill {
-                        signal: sig,
-                        all: false,
-                    });
-                }
+                Some(deliver) => deliver(sig),
                 // Before the commit the container is not there yet: a
                 // terminating signal ends the attempt.
                 None => abort(),
@@ -715,7 +891,7 @@ fn spawn_signal_relay(mut pipe: File, target: Arc<OnceLock<Arc<Shared>>>) {
 }
 
 /// Ends the shim as the container's process ended.
-fn exit_with(status: ExitStatus) -> ! {
+pub(crate) fn exit_with(status: ExitStatus) -> ! {
     let _ = io::stdout().flush();
     if let ExitStatus::Signal(sig) = status {
         let stops = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
@@ -744,7 +920,13 @@ fn exit_with(status: ExitStatus) -> ! {
 }
 
 /// The shim's command line for `create` to run.
-pub fn command_line(root: &Path, id: &str, bundle: &Path, console_socket: Option<&Path>) -> Vec<std::ffi::OsString> {
+pub fn command_line(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    console_socket: Option<&Path>,
+    sandbox: Option<&str>,
+) -> Vec<std::ffi::OsString> {
     let mut v: Vec<std::ffi::OsString> = vec![
         "shim".into(),
         "--root".into(),
@@ -758,6 +940,10 @@ pub fn command_line(root: &Path, id: &str, bundle: &Path, console_socket: Option
         v.push("--console-socket".into());
         v.push(s.into());
     }
+    if let Some(s) = sandbox {
+        v.push("--sandbox".into());
+        v.push(s.into());
+    }
     v
 }
 
@@ -767,11 +953,18 @@ mod tests {
 
     #[test]
     fn the_command_line_create_builds_is_the_one_the_shim_parses() {
-        let argv = command_line(Path::new("/r"), "c1", Path::new("/b"), Some(Path::new("/s")));
+        let argv = command_line(
+            Path::new("/r"),
+            "c1",
+            Path::new("/b"),
+            Some(Path::new("/s")),
+            Some("pod"),
+        );
         let args: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
         let a = Args::try_parse_from(std::iter::once("shim".to_string()).chain(args)).unwrap();
         assert_eq!((a.root, a.id, a.bundle), ("/r".into(), "c1".into(), "/b".into()));
         assert_eq!(a.console_socket, Some("/s".into()));
+        assert_eq!(a.sandbox.as_deref(), Some("pod"));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Record {
     pub exit: Option<ExitStatus>,
     /// `vm::BootTimes`, as JSON.
     pub boot: serde_json::Value,
+    /// For a further container of a pod: the pod's first container, whose
+    /// shim owns the VM this one runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// The state tree under `--root`; directory names are container ids.
@@ -157,6 +161,7 @@ mod tests {
             status: Status::Created,
             exit: None,
             boot: serde_json::json!({"ready_ms": 1500}),
+            sandbox: None,
         }
     }
 

@@ -311,7 +311,12 @@ fn is_bind(m: &Value) -> bool {
 /// `rootfs` (packed beside it), and each bind mount whose source is a host
 /// regular file or directory outside /dev points at its packed copy under
 /// `/run/bundle/mounts/N`. Hooks: see [`rewrite_hooks`].
-pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<GuestBundle> {
+pub fn rewrite_config(cfg: Value, bundle: &Path) -> Result<GuestBundle> {
+    rewrite_config_in(cfg, bundle, GUEST_BUNDLE)
+}
+
+/// [`rewrite_config`] for a bundle the guest holds at `guest_dir`.
+pub fn rewrite_config_in(mut cfg: Value, bundle: &Path, guest_dir: &str) -> Result<GuestBundle> {
     let root = cfg
         .pointer("/root/path")
         .and_then(Value::as_str)
@@ -332,12 +337,12 @@ pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<GuestBundle> {
             if !(meta.is_file() || meta.is_dir()) {
                 continue;
             }
-            let guest = format!("{GUEST_BUNDLE}/mounts/{}", mounts.len());
+            let guest = format!("{guest_dir}/mounts/{}", mounts.len());
             m["source"] = Value::from(guest.clone());
             mounts.push(PackedMount { host, guest });
         }
     }
-    let hooks = rewrite_hooks(&mut cfg);
+    let hooks = rewrite_hooks(&mut cfg, guest_dir);
     Ok(GuestBundle {
         config: cfg,
         rootfs,
@@ -356,7 +361,7 @@ pub fn rewrite_config(mut cfg: Value, bundle: &Path) -> Result<GuestBundle> {
 /// would natively. startContainer paths are the container's and stay.
 /// Only the binary travels: an interpreter or shared libraries it needs
 /// must be in the guest.
-fn rewrite_hooks(cfg: &mut Value) -> Vec<PackedMount> {
+fn rewrite_hooks(cfg: &mut Value, guest_dir: &str) -> Vec<PackedMount> {
     let mut packed: Vec<PackedMount> = Vec::new();
     let Some(hooks) = cfg.get_mut("hooks").and_then(Value::as_object_mut) else {
         return packed;
@@ -381,7 +386,7 @@ fn rewrite_hooks(cfg: &mut Value) -> Vec<PackedMount> {
         let guest = match packed.iter().find(|p| p.host == host) {
             Some(p) => p.guest.clone(),
             None => {
-                let guest = format!("{GUEST_BUNDLE}/hooks/{}", packed.len());
+                let guest = format!("{guest_dir}/hooks/{}", packed.len());
                 packed.push(PackedMount {
                     host,
                     guest: guest.clone(),
@@ -466,21 +471,44 @@ impl<W: Write> Packer<'_, W> {
 /// rewritten, the rootfs, and the bind-mount sources and createContainer
 /// hook binaries it packs.
 pub fn write_bundle<W: Write>(w: &mut Writer<W>, bundle: &Path, out: &Path, cap: u64) -> Result<()> {
+    write_bundle_in(w, bundle, out, cap, GUEST_BUNDLE)
+}
+
+/// [`write_bundle`] for a bundle the guest holds at `guest_dir` (a further
+/// container of a pod's VM), its parents included.
+pub fn write_bundle_in<W: Write>(
+    w: &mut Writer<W>,
+    bundle: &Path,
+    out: &Path,
+    cap: u64,
+    guest_dir: &str,
+) -> Result<()> {
     let cfg_path = bundle.join("config.json");
     let text = fs::read(&cfg_path).map_err(io_err("reading", &cfg_path))?;
     let cfg: Value =
         serde_json::from_slice(&text).map_err(|e| Error::Config(format!("{}: {e}", cfg_path.display())))?;
-    let g = rewrite_config(cfg, bundle)?;
-    let werr = io_err("writing", out);
-    w.dir(GUEST_BUNDLE, Meta::new(0o755)).map_err(werr)?;
+    let g = rewrite_config_in(cfg, bundle, guest_dir)?;
+    let guest_dir = guest_dir.trim_start_matches('/');
+    // The guest has its top-level directories (GUEST_DIRS); the ones
+    // below are the archive's.
+    let mut parent = String::new();
+    for (depth, part) in guest_dir.split('/').enumerate() {
+        if depth > 0 {
+            parent.push('/');
+        }
+        parent.push_str(part);
+        if depth > 0 {
+            w.dir(&parent, Meta::new(0o755)).map_err(io_err("writing", out))?;
+        }
+    }
     let json = serde_json::to_vec(&g.config).expect("a Value serializes");
-    w.bytes(&format!("{GUEST_BUNDLE}/config.json"), Meta::new(0o644), &json)
+    w.bytes(&format!("{guest_dir}/config.json"), Meta::new(0o644), &json)
         .map_err(io_err("writing", out))?;
     let mut p = Packer { w, cap, out };
-    p.tree(&g.rootfs, &format!("{GUEST_BUNDLE}/rootfs"))?;
+    p.tree(&g.rootfs, &format!("{guest_dir}/rootfs"))?;
     for (dir, files) in [("mounts", &g.mounts), ("hooks", &g.hooks)] {
         if !files.is_empty() {
-            p.w.dir(&format!("{GUEST_BUNDLE}/{dir}"), Meta::new(0o755))
+            p.w.dir(&format!("{guest_dir}/{dir}"), Meta::new(0o755))
                 .map_err(io_err("writing", out))?;
         }
         for m in files {
