@@ -199,6 +199,8 @@ fn a_container_runs_in_a_vm_and_leaves_nothing() {
         &ch,
         &Request::Create {
             id: "boot-test".into(),
+            stream: 0,
+            sandbox: None,
             terminal: false,
             size: None,
         },
@@ -209,7 +211,12 @@ fn a_container_runs_in_a_vm_and_leaves_nothing() {
         "{created:?}\n{}",
         vm.console()
     );
-    assert_eq!(request(&ch, &Request::Start, &mut o), Event::Ok, "{}", vm.console());
+    assert_eq!(
+        request(&ch, &Request::Start { container: None }, &mut o),
+        Event::Ok,
+        "{}",
+        vm.console()
+    );
     let status = loop {
         match proto::read_frame(&mut &ch).unwrap() {
             Some(Frame::Data { kind, stream: 0, bytes }) => match kind {
@@ -309,6 +316,8 @@ fn sample(cfg: &VmConfig) -> serde_json::Map<String, serde_json::Value> {
         &ch,
         &Request::Create {
             id: "m".into(),
+            stream: 0,
+            sandbox: None,
             terminal: false,
             size: None,
         },

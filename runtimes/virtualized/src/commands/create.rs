@@ -50,7 +50,7 @@ pub fn pod_sandbox(
             continue;
         }
         return match annotations.get(sandbox_key).map(String::as_str) {
-            Some(s) if s.is_empty() => {
+            Some("") => {
                 anyhow::bail!("annotation {sandbox_key} is empty, though {type_key} is {member:?}")
             }
             Some(s) if s == id => Ok(None),
@@ -269,7 +269,8 @@ mod tests {
         let config = serde_json::json!({
             "ociVersion": "1.0.0",
             "root": {"path": "rootfs"},
-            "process": {"args": ["/probe"], "cwd": "/"},
+            "process": {"args": ["/probe"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {},
             "annotations": {
                 "io.kubernetes.cri.container-type": "container",
                 "io.kubernetes.cri.sandbox-id": "nopod"

@@ -641,3 +641,25 @@ fn receive_master(l: &UnixListener) -> Result<File, String> {
         .map(File::from)
         .ok_or_else(|| "the console socket carried no descriptor".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_named_by_path_become_the_sandbox_process_ones() {
+        let mut cfg = serde_json::json!({"linux": {"namespaces": [
+            {"type": "network", "path": "/proc/4242/ns/net"},
+            {"type": "uts", "path": "/var/run/netns/x"},
+            {"type": "pid"},
+            {"type": "mount", "path": ""},
+        ]}});
+        join_pod_namespaces(&mut cfg, 7);
+        let ns = &cfg["linux"]["namespaces"];
+        assert_eq!(ns[0]["path"], "/proc/7/ns/net");
+        assert_eq!(ns[1]["path"], "/proc/7/ns/uts");
+        // A new namespace stays new.
+        assert!(ns[2].get("path").is_none());
+        assert_eq!(ns[3]["path"], "");
+    }
+}

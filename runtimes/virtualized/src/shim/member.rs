@@ -17,7 +17,6 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -227,7 +226,7 @@ fn forward_call(
 /// One request of the command line, forwarded with its fds; the replies
 /// come back as they arrive. A start that succeeds is recorded here, where
 /// the record's one writer is.
-fn serve(conn: &UnixStream, store: &Store, sandbox_dir: &PathBuf, record: &Mutex<Record>) {
+fn serve(conn: &UnixStream, store: &Store, sandbox_dir: &std::path::Path, record: &Mutex<Record>) {
     let (req, fds) = match control::read_request(conn) {
         Ok(r) => r,
         Err(e) => {
