@@ -10,7 +10,7 @@
 //! args = ["--network=none"]
 //! [handlers.kata]
 //! binary = "/opt/kata/bin/kata-runtime"
-//! joins_pod_namespaces = false
+//! pod_vm = true
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,16 +40,15 @@ pub struct Handler {
     pub binary: PathBuf,
     #[serde(default)]
     pub args: Vec<String>,
-    /// Whether a container can join namespaces by path (`/proc/PID/ns/*`
-    /// of the pod's infra process). A runtime that runs each container in
-    /// its own VM cannot: the guest has no such path. Pods are refused for
-    /// such a handler rather than run without their shared namespaces.
-    #[serde(default = "yes")]
-    pub joins_pod_namespaces: bool,
-}
-
-fn yes() -> bool {
-    true
+    /// Whether the runtime runs a pod in one VM of its own (Kata's way):
+    /// the infra container boots it, and the pod's containers, which the
+    /// CRI annotations mark, run inside it. The pod's namespaces are then
+    /// in the guest, not on the host: the paths the containers' configs
+    /// name are the runtime's to map, the infra's rootfs travels into the
+    /// guest (so its pause program is a small one, not this server's
+    /// binary), and nothing on the host can enter the pod's network.
+    #[serde(default)]
+    pub pod_vm: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,8 +90,7 @@ impl Config {
                     Handler {
                         binary,
                         args: Vec::new(),
-                        // A VM per container (the host's namespaces stay outside it).
-                        joins_pod_namespaces: name != "virtualized",
+                        pod_vm: name == "virtualized",
                     },
                 );
             }
@@ -104,7 +102,7 @@ impl Config {
                     Handler {
                         binary,
                         args: Vec::new(),
-                        joins_pod_namespaces: true,
+                        pod_vm: false,
                     },
                 );
             }
@@ -175,8 +173,8 @@ mod tests {
         touch(&bundled.join("virtualized"));
         touch(&path_dir.join("runc"));
         let c = Config::defaults(&bundled, path_dir.to_str().unwrap());
-        assert!(c.handler("native").unwrap().joins_pod_namespaces);
-        assert!(!c.handler("virtualized").unwrap().joins_pod_namespaces);
+        assert!(!c.handler("native").unwrap().pod_vm);
+        assert!(c.handler("virtualized").unwrap().pod_vm);
         assert_eq!(c.handler("native").unwrap().binary, bundled.join("native"));
         assert_eq!(c.handler("").unwrap().binary, bundled.join("native"));
         assert_eq!(c.handler("runc").unwrap().binary, path_dir.join("runc"));
@@ -201,7 +199,7 @@ mod tests {
         .unwrap();
         let c = Config::load(&cfg, dir.path(), "").unwrap();
         assert_eq!(c.handler("x").unwrap().args, vec!["--a".to_string()]);
-        assert!(c.handler("x").unwrap().joins_pod_namespaces);
+        assert!(!c.handler("x").unwrap().pod_vm);
         assert_eq!(c.streaming_address, "127.0.0.1:9");
         assert_eq!(c.insecure_registries, vec!["reg.lan:5000".to_string()]);
 

@@ -13,6 +13,7 @@ pub mod images;
 pub mod monitor;
 pub mod oci;
 pub mod pause;
+pub mod pause_elf;
 pub mod pod;
 pub mod rootfs;
 pub mod runtime;

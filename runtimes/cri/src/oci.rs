@@ -177,12 +177,14 @@ fn bind(destination: &str, source: &Path, readonly: bool) -> Value {
     json!({"destination": destination, "type": "bind", "source": source, "options": options})
 }
 
-/// The pod's infra container: `pause` holding the pod's namespaces.
+/// The pod's infra container: `pause` holding the pod's namespaces. With
+/// `pause`, that binary (this server's) is bind-mounted at `/pause` and run
+/// as `/pause pause`; without, `/pause` is the rootfs's own program.
 pub fn infra_config(
     pod_id: &str,
     pod: &PodSpec,
     rootfs: &Path,
-    pause: &Path,
+    pause: Option<&Path>,
     ns: &Namespaces,
     cgroups_path: &str,
 ) -> Value {
@@ -194,7 +196,9 @@ pub fn infra_config(
         caps.push("CAP_NET_ADMIN");
     }
     let mut mounts = base_mounts(false);
-    mounts.push(bind("/pause", pause, true));
+    if let Some(pause) = pause {
+        mounts.push(bind("/pause", pause, true));
+    }
     let mut config = json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs, "readonly": true},
@@ -884,7 +888,7 @@ mod tests {
         let ns = infra_namespaces(&pod);
         assert!(ns.network.is_none() && ns.ipc.is_none() && ns.uts.is_none() && ns.pid.is_none());
         let dir = tempfile::tempdir().unwrap();
-        let v = infra_config("p1", &pod, dir.path(), Path::new("/bin/cri"), &ns, "/cri/p");
+        let v = infra_config("p1", &pod, dir.path(), Some(Path::new("/bin/cri")), &ns, "/cri/p");
         assert_eq!(v["annotations"]["io.kubernetes.cri.sandbox-id"], "p1");
         parse(&v);
         assert_eq!(v["process"]["args"], json!(["/pause", "pause"]));

@@ -166,16 +166,6 @@ impl Cri {
 
     pub fn run_pod(&self, spec: PodSpec) -> Result<String> {
         let runtime = self.runtime(&spec.handler)?;
-        if !runtime.handler.joins_pod_namespaces {
-            // Its containers would each get a VM of their own, outside the
-            // pod's network, IPC and UTS namespaces: refused, not run wrong.
-            return Err(Error::Unimplemented(format!(
-                "runtime handler {:?} ({}) runs every container in a VM of its own, which cannot join the \
-                 pod's namespaces; pods are not supported with it",
-                spec.handler,
-                runtime.handler.binary.display()
-            )));
-        }
         let clash = self.pods()?.into_iter().find(|p| {
             p.spec.name == spec.name
                 && p.spec.namespace == spec.namespace
@@ -263,10 +253,22 @@ impl Cri {
             std::fs::create_dir_all(&p).map_err(|e| io_err("creating", &p, e))?;
         }
         let pause_file = rootfs.join("pause");
-        std::fs::write(&pause_file, "").map_err(|e| io_err("creating", &pause_file, e))?;
+        // The server's own binary is bind-mounted as pause; a pod VM gets a
+        // copy of its rootfs, where a few hundred bytes do the same work.
+        let (pause_text, pause_bind) = if runtime.handler.pod_vm {
+            (crate::pause_elf::program(), None)
+        } else {
+            (Vec::new(), Some(self.exe.as_path()))
+        };
+        std::fs::write(&pause_file, pause_text).map_err(|e| io_err("creating", &pause_file, e))?;
+        if pause_bind.is_none() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pause_file, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io_err("chmod", &pause_file, e))?;
+        }
         let ns = oci::infra_namespaces(&record.spec);
         let cgroups_path = format!("{}/{}", record.cgroup_parent, record.id);
-        let config = oci::infra_config(&record.id, &record.spec, &rootfs, &self.exe, &ns, &cgroups_path);
+        let config = oci::infra_config(&record.id, &record.spec, &rootfs, pause_bind, &ns, &cgroups_path);
         let config_path = bundle.join("config.json");
         std::fs::write(&config_path, config.to_string()).map_err(|e| io_err("writing", &config_path, e))?;
         let infra_state = dir.join("infra");

@@ -622,15 +622,25 @@ async fn image_service_answers_from_the_store_with_the_right_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_handler_that_cannot_join_namespaces_is_refused_for_pods() {
+async fn a_pod_vm_handler_gets_a_pause_program_of_its_own_and_a_failure_leaves_nothing() {
     ensure_bins();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cri.toml");
+    // A runtime that keeps what create gave it, then fails.
+    let seen = dir.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    let rt = dir.path().join("vm-runtime");
     std::fs::write(
-        &config,
-        "[handlers.vm]\nbinary = \"/bin/true\"\njoins_pod_namespaces = false\n",
+        &rt,
+        format!(
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --bundle ] && b=$2; [ \"$1\" = --log ] && l=$2; shift; done\n\
+             [ -n \"$b\" ] && cp \"$b/config.json\" \"$b/rootfs/pause\" {seen:?}\n\
+             echo 'no VM here' >\"$l\"\nexit 1\n"
+        ),
     )
     .unwrap();
+    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("cri.toml");
+    std::fs::write(&config, format!("[handlers.vm]\nbinary = {rt:?}\npod_vm = true\n")).unwrap();
     let server = Server::start_with(
         &dir.path().join("state"),
         &dir.path().join("cri.sock"),
@@ -644,8 +654,23 @@ async fn a_handler_that_cannot_join_namespaces_is_refused_for_pods() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
-    assert!(e.message().contains("\"vm\""), "{}", e.message());
+    assert!(e.message().contains("no VM here"), "{e:?}");
+    // The infra container's pause is the rootfs's own small program, not
+    // a bind mount of the server.
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(seen.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["args"][0], "/pause");
+    assert!(
+        !cfg["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/pause"),
+        "{cfg}"
+    );
+    assert_eq!(cfg["annotations"]["io.kubernetes.cri.container-type"], "sandbox");
+    let pause = std::fs::read(seen.join("pause")).unwrap();
+    assert_eq!(&pause[..4], b"\x7fELF");
+    assert!(pause.len() < 4096);
     assert!(c
         .list_pod_sandbox(pb::ListPodSandboxRequest { filter: None })
         .await
@@ -653,5 +678,6 @@ async fn a_handler_that_cannot_join_namespaces_is_refused_for_pods() {
         .into_inner()
         .items
         .is_empty());
+    assert_eq!(std::fs::read_dir(dir.path().join("state/pods")).unwrap().count(), 0);
     server.stop();
 }

@@ -235,6 +235,14 @@ impl Backend for CriBackend {
         if pod.current_state() != PodState::Ready {
             return Err(Error::FailedPrecondition(format!("pod sandbox {pod_id} is not ready")));
         }
+        let runtime = self.cri.runtime(&pod.spec.handler)?;
+        if runtime.handler.pod_vm {
+            return Err(Error::Unimplemented(format!(
+                "port-forward to pod sandbox {pod_id}: its network is inside the VM of runtime handler {:?}, \
+                 which the host cannot enter",
+                pod.spec.handler
+            )));
+        }
         connect_in_netns(pod.infra_pid, port)
             .map_err(|e| Error::Internal(format!("connecting to port {port} in pod sandbox {pod_id}: {e}")))
     }
