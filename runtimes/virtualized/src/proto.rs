@@ -99,6 +99,8 @@ pub enum Request {
     /// Forget a further container whose process ended: its state in the
     /// guest and its unpacked bundle go.
     Delete { container: String },
+    /// Signal the process running on `stream` (an exec's).
+    Signal { stream: u32, signal: i32 },
     /// A terminal's new window size.
     Resize { stream: u32, rows: u16, cols: u16 },
     /// For a guest restored from a template: the bundle's archive (newc

@@ -108,7 +108,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Writes `pid` to `path` atomically (a reader never sees a partial file).
-fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
     let path = absolute(path)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, pid.to_string()).with_context(|| format!("--pid-file {}", tmp.display()))?;

@@ -44,6 +44,8 @@ fn send_data(out: &Out, kind: Kind, stream: u32, bytes: &[u8]) -> bool {
 struct Input {
     stdin: Option<File>,
     tty: Option<Arc<File>>,
+    /// The process, as the guest numbers it.
+    pid: i32,
 }
 
 /// Reads an archive's data frames on [`proto::BUNDLE_STREAM`] up to the
@@ -383,6 +385,21 @@ impl Agent {
                 self.launch(&id, stream, terminal, size, Launch::Exec(&process))?;
                 Ok(Event::Ok)
             }
+            Request::Signal { stream, signal } => {
+                let pid = self
+                    .inputs
+                    .get(&stream)
+                    .map(|i| i.pid)
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| format!("signal: no process on stream {stream}"))?;
+                // SAFETY: kill(2) with a pid and a signal number. The pid is
+                // reaped only by this agent, after its Exited: until then it
+                // names this process.
+                if unsafe { libc::kill(pid, signal) } != 0 {
+                    return Err(format!("signal {signal} to {pid}: {}", std::io::Error::last_os_error()));
+                }
+                Ok(Event::Ok)
+            }
             Request::Resize { stream, rows, cols } => {
                 let tty = self
                     .inputs
@@ -618,6 +635,7 @@ impl Agent {
             .parse()
             .map_err(|e| format!("{pid_s}: {e}"))?;
         let _ = std::fs::remove_file(&pid_file);
+        input.pid = pid;
         self.inputs.insert(stream, input);
         let gate = Arc::new(Gate::default());
         match what {

@@ -125,6 +125,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// The connection, to watch or shut down.
+    pub fn socket(&self) -> &UnixStream {
+        self.reader.get_ref()
+    }
+
     /// The next reply line; `HungUp` at end of stream.
     pub fn reply(&mut self) -> Result<Reply> {
         let mut line = String::new();

@@ -210,6 +210,15 @@ pub(crate) fn supervise(a: &Args, store: &Store, p: Prepared, signal_target: &On
     exit_with(status)
 }
 
+/// Runs a closure when dropped.
+struct Finally<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Finally<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 fn forward_call(
     sandbox_dir: &std::path::Path,
     id: &str,
@@ -263,6 +272,23 @@ fn serve(conn: &UnixStream, store: &Store, sandbox_dir: &std::path::Path, record
         }
     };
     drop(fds);
+    // The caller going away (an exec's stand-in killed) is passed on: the
+    // sandbox's shim then ends what it was running for it.
+    let watch = (conn.try_clone(), call.socket().try_clone());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let (Ok(mut from), Ok(to)) = watch {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            if matches!(std::io::Read::read(&mut from, &mut b), Ok(0)) && !done.load(Ordering::SeqCst) {
+                let _ = to.shutdown(std::net::Shutdown::Both);
+            }
+        });
+    }
+    let _hold = Finally(|| {
+        done.store(true, Ordering::SeqCst);
+        let _ = conn.shutdown(std::net::Shutdown::Read);
+    });
     while let Ok(reply) = call.reply() {
         if is_start && reply == Reply::Ok {
             let mut r = record.lock().unwrap_or_else(|p| p.into_inner());

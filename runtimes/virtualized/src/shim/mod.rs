@@ -842,10 +842,18 @@ fn exec(
     };
     let stream = shared.next_stream.fetch_add(1, Ordering::SeqCst);
     let (done_tx, done_rx) = mpsc::channel();
+    let stdout = File::from(stdout);
+    // With a terminal, its size is followed from the host's end.
+    let wants_tty = process.get("terminal").and_then(|t| t.as_bool()) == Some(true);
+    let terminal = if wants_tty && pty::size(&stdout).is_ok() {
+        stdout.try_clone().ok()
+    } else {
+        None
+    };
     shared.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(
         stream,
         ExecIo {
-            stdout: File::from(stdout),
+            stdout,
             stderr: File::from(stderr),
             done: done_tx,
         },
@@ -862,14 +870,58 @@ fn exec(
     }
     reply(&r);
     let stdin = File::from(stdin);
+    let ended = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| relay_to_guest(stdin, stream, shared));
-        if !detach {
-            if let Ok(status) = done_rx.recv() {
-                reply(&control::Reply::Exited { status });
-            }
+        if detach {
+            return;
         }
+        if let Some(tty) = terminal {
+            let ended = &ended;
+            s.spawn(move || follow_size(&tty, stream, shared, ended));
+        }
+        // The caller (`exec`, the host process that stands for this one)
+        // says nothing more: its end closing first means it was killed,
+        // and the process in the guest goes with it.
+        if let Ok(mut c) = conn.try_clone() {
+            let ended = &ended;
+            s.spawn(move || {
+                let mut b = [0u8; 1];
+                if matches!(c.read(&mut b), Ok(0)) && !ended.load(Ordering::SeqCst) {
+                    let _ = shared.request(&Request::Signal {
+                        stream,
+                        signal: libc::SIGKILL,
+                    });
+                }
+            });
+        }
+        if let Ok(status) = done_rx.recv() {
+            ended.store(true, Ordering::SeqCst);
+            reply(&control::Reply::Exited { status });
+        }
+        ended.store(true, Ordering::SeqCst);
+        let _ = conn.shutdown(std::net::Shutdown::Read);
     });
+}
+
+/// How often a terminal's size is looked at: the host's end is resized by
+/// whoever holds the master, and nothing tells the slave's holder.
+const SIZE_POLL: Duration = Duration::from_millis(100);
+
+/// Passes the host terminal's size changes on to the guest's, until
+/// `ended`.
+fn follow_size(tty: &File, stream: u32, shared: &Shared, ended: &AtomicBool) {
+    let mut last = pty::size(tty).ok();
+    while !ended.load(Ordering::SeqCst) {
+        std::thread::sleep(SIZE_POLL);
+        let now = pty::size(tty).ok();
+        if now != last {
+            if let Some((rows, cols)) = now.filter(|&(r, c)| r > 0 && c > 0) {
+                let _ = shared.request(&Request::Resize { stream, rows, cols });
+            }
+            last = now;
+        }
+    }
 }
 
 /// Where a signal to the shim goes once the container is committed.

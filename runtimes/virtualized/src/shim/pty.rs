@@ -81,6 +81,17 @@ pub fn set_size(tty: &File, rows: u16, cols: u16) -> io::Result<()> {
     Ok(())
 }
 
+/// The terminal's window size (rows, columns).
+pub fn size(tty: &impl AsRawFd) -> io::Result<(u16, u16)> {
+    // SAFETY: winsize is plain data; all zeroes is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we own.
+    if unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } != 0 {
+        return Err(last("TIOCGWINSZ"));
+    }
+    Ok((ws.ws_row, ws.ws_col))
+}
+
 /// Sends the master to the console socket, as the native runtime does.
 pub fn send_master(socket: &Path, master: &OwnedFd) -> io::Result<()> {
     let sock = UnixStream::connect(socket)
@@ -106,5 +117,8 @@ mod tests {
         let mut got = [0u8; 4];
         m.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"out\n");
+        assert_eq!(size(&slave).unwrap(), (24, 80));
+        set_size(&slave, 40, 100).unwrap();
+        assert_eq!(size(&m).unwrap(), (40, 100));
     }
 }
