@@ -238,3 +238,122 @@ fn a_container_of_a_pod_that_is_not_here_is_refused_and_leaves_nothing() {
     assert!(common::processes_under(&s.root).is_empty());
     assert!(common::files_under(&s.root).is_empty());
 }
+
+/// The `probe` processes the container `id` sees (the `ps` among them).
+fn probes_in(s: &Setup, id: &str) -> usize {
+    let ps: Value = serde_json::from_slice(&s.ok(&["exec", id, "/probe", "ps"])).unwrap();
+    ps.as_array()
+        .or_else(|| ps["processes"].as_array())
+        .map(|l| l.iter().filter(|p| p["comm"] == "probe").count())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_exec_in_a_pod_container_has_a_host_stand_in_and_a_terminal() {
+    if !common::can_run() {
+        return;
+    }
+    let s = Setup::new();
+    let pod = s.bundle("pod", &["/probe", "sleep", "inf"], None);
+    let (ok, err) = s.create("pod", &pod);
+    assert!(ok, "create pod: {err}");
+    s.ok(&["start", "pod"]);
+    let c2 = s.bundle("c2", &["/probe", "sleep", "inf"], Some("pod"));
+    let (ok, err) = s.create("c2", &c2);
+    assert!(ok, "create c2: {err}");
+    s.ok(&["start", "c2"]);
+    assert_eq!(probes_in(&s, "c2"), 2, "the container's process and ps");
+
+    // --pid-file names the exec command itself; killing it ends the
+    // process in the guest.
+    let pid_file = s.t.path().join("exec.pid");
+    let mut stand_in = s
+        .cmd()
+        .args(["exec", "--pid-file"])
+        .arg(&pid_file)
+        .args(["c2", "/probe", "sleep", "inf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !pid_file.exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), stand_in.id().to_string());
+    assert_eq!(probes_in(&s, "c2"), 3);
+    stand_in.kill().unwrap();
+    stand_in.wait().unwrap();
+    let t = Instant::now();
+    while probes_in(&s, "c2") != 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the exec'd process outlived its stand-in"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // --tty --console-socket: the process's stdio is a terminal whose
+    // master comes over the socket.
+    let sock = s.t.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut exec = s
+        .cmd()
+        .args(["exec", "--tty", "--console-socket"])
+        .arg(&sock)
+        .args(["c2", "/probe", "tty"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(_) => {
+                if let Some(st) = exec.try_wait().unwrap() {
+                    let mut err = String::new();
+                    std::io::Read::read_to_string(&mut exec.stderr.take().unwrap(), &mut err).unwrap();
+                    panic!("exec --tty ended ({st}) without sending a terminal: {err}");
+                }
+                assert!(t.elapsed() < Duration::from_secs(30), "no terminal came");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    let (_, fds) = container::unix::recv_with_fds(&conn).unwrap();
+    let mut master = File::from(fds.into_iter().next().expect("the master"));
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // EIO once the last slave closes.
+        match std::io::Read::read(&mut master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let st = exec.wait().unwrap();
+    assert!(st.success(), "exec --tty: {st}");
+    let text = String::from_utf8_lossy(&text);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let tty: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(
+        (tty["stdin_tty"].as_bool(), tty["stdout_tty"].as_bool()),
+        (Some(true), Some(true)),
+        "{tty}"
+    );
+
+    s.ok(&["kill", "c2", "KILL"]);
+    s.wait_stopped("c2");
+    s.ok(&["delete", "c2"]);
+    s.ok(&["kill", "pod", "KILL"]);
+    s.wait_stopped("pod");
+    s.ok(&["delete", "pod"]);
+    assert!(common::processes_under(&s.root).is_empty());
+}

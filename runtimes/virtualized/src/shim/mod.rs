@@ -621,6 +621,45 @@ fn relay_from_guest(
     }
 }
 
+/// How often a stdin relay that waits for input looks whether its process
+/// ended.
+const STDIN_POLL_MS: i32 = 100;
+
+/// A process's host stdin (or its terminal) to its stream in the guest,
+/// until end of file, or until `ended`: a caller's pipe or terminal may stay
+/// open after the process is gone, and the relay must not hold it (a
+/// terminal's master sees its end only once every slave is closed).
+fn relay_stdin_until(mut from: File, stream: u32, shared: &Shared, ended: &AtomicBool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while !ended.load(Ordering::SeqCst) {
+        let mut pfd = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd we own, for a bounded time.
+        let r = unsafe { libc::poll(&mut pfd, 1, STDIN_POLL_MS) };
+        if r < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if r == 0 {
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if shared.send_data(stream, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = shared.send_data(stream, &[]);
+}
+
 /// Host stdin (or the pty) to the guest's stream; end of file closes it.
 fn relay_to_guest(mut from: File, stream: u32, shared: &Shared) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -765,14 +804,12 @@ fn join(
         return reply(&created);
     }
     reply(&control::Reply::Ok);
-    // Stdin may stay open after the process ended (a pipe the caller
-    // keeps): its relay is not waited for, and ends with the pipe.
+    let ended = Arc::new(AtomicBool::new(false));
     {
         let stdin = File::from(stdin);
-        let shared = shared.clone();
-        std::thread::spawn(move || relay_to_guest(stdin, stream, &shared));
+        let (shared, ended) = (shared.clone(), ended.clone());
+        std::thread::spawn(move || relay_stdin_until(stdin, stream, &shared, &ended));
     }
-    let ended = Arc::new(AtomicBool::new(false));
     if let Ok(mut c) = conn.try_clone() {
         // The caller says nothing more: its end closing first means it is
         // gone (killed, or its create abandoned), and the container goes
@@ -825,7 +862,7 @@ fn start(shared: &Shared) -> control::Reply {
 
 fn exec(
     conn: &UnixStream,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     process: serde_json::Value,
     detach: bool,
     fds: Vec<OwnedFd>,
@@ -870,12 +907,16 @@ fn exec(
     }
     reply(&r);
     let stdin = File::from(stdin);
+    if detach {
+        std::thread::spawn({
+            let shared = shared.clone();
+            move || relay_to_guest(stdin, stream, &shared)
+        });
+        return;
+    }
     let ended = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| relay_to_guest(stdin, stream, shared));
-        if detach {
-            return;
-        }
+        s.spawn(|| relay_stdin_until(stdin, stream, shared, &ended));
         if let Some(tty) = terminal {
             let ended = &ended;
             s.spawn(move || follow_size(&tty, stream, shared, ended));
