@@ -128,17 +128,21 @@ struct OurServer {
     root: std::path::PathBuf,
 }
 
-/// The binaries beside the harness: `cri`, `native`, the probe. Built
-/// when missing (another package's binaries are not built for this test).
+/// The binaries beside the harness: `cri`, `native`, `virtualized`, the
+/// probe. Built when missing (another package's binaries are not built for
+/// this test).
 fn our_binaries() -> std::path::PathBuf {
     let dir = Path::new(HARNESS).parent().unwrap().to_path_buf();
-    if !["cri", "native", "probe"].iter().all(|b| dir.join(b).is_file()) {
+    let bins = ["cri", "native", "virtualized", "probe"];
+    if !bins.iter().all(|b| dir.join(b).is_file()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .args(["build", "-p", "cri", "-p", "native", "-p", "probe"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "building cri, native and probe");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.arg("build");
+        for b in bins {
+            cmd.args(["-p", b]);
+        }
+        let st = cmd.status().unwrap();
+        assert!(st.success(), "building {bins:?}");
     }
     dir
 }
@@ -219,22 +223,31 @@ fn failures(r: &Results) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn our_server_passes_every_case_with_the_native_handler() {
-    if let Some(why) = our_server_prerequisites() {
-        eprintln!("SKIP: {why}");
-        return;
-    }
+/// Runs every case against our server with `handler`: none may fail, and
+/// exactly `by_design` (what the handler declares it changes) are skipped.
+/// Every case must tear down what it made.
+fn our_server_passes_every_case(handler: &str, by_design: &[&str]) {
     // Short paths: the runtimes' sockets live under the root.
     let dir = tempfile::Builder::new().prefix("cri").tempdir_in("/tmp").unwrap();
     let server = OurServer::start(&dir.path().join("r"), &dir.path().join("s.sock"));
-    let (run, r) = cri(&server.endpoint(), &["--runtime-handler", "native", "--timeout", "60"]);
+    let (run, r) = cri(&server.endpoint(), &["--runtime-handler", handler, "--timeout", "60"]);
     eprintln!("{}", harness::render::table(&r));
     assert_eq!(run.code, i32::from(r.summary.failed > 0));
     assert_eq!(r.cases.len(), harness::cri::cases::all().len());
     assert!(r.runtime.version.contains("oci-harness-cri"), "{}", r.runtime.version);
     let failed = failures(&r);
-    assert!(failed.is_empty(), "failures against our server: {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "failures against our server ({handler}): {failed:#?}"
+    );
+    let mut skipped: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Skipped)
+        .map(|c| c.id.as_str())
+        .collect();
+    skipped.sort_unstable();
+    assert_eq!(skipped, by_design, "skipped with {handler}");
     // Every case tore down what it made: no pod, container or mount is left.
     let c = Client::connect(&server.endpoint(), Duration::from_secs(10)).unwrap();
     let pods = c.list_pod_sandbox(api::ListPodSandboxRequest::default()).unwrap().items;
@@ -248,6 +261,36 @@ fn our_server_passes_every_case_with_the_native_handler() {
     );
     let left = mounts_under(&dir.path().join("r"));
     assert!(left.is_empty(), "mounts left: {left:?}");
+}
+
+#[test]
+fn our_server_passes_every_case_with_the_native_handler() {
+    if let Some(why) = our_server_prerequisites() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    our_server_passes_every_case("native", &[]);
+}
+
+/// A pod is one VM (Kata's way): the infra container boots it and the
+/// pod's containers join it. What a VM cannot keep as the host has it (the
+/// node's namespaces) is skipped as the handler declares.
+#[test]
+fn our_server_passes_every_case_with_the_virtualized_handler() {
+    if let Some(why) = our_server_prerequisites() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let qemu = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("qemu-system-x86_64").is_file());
+    if !qemu {
+        eprintln!("SKIP: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+        return;
+    }
+    our_server_passes_every_case(
+        "virtualized",
+        &["security::host_ipc", "security::host_network", "security::host_pid"],
+    );
 }
 
 /// What a kubelet would compare across a restart.

@@ -2,7 +2,7 @@
 //! unique to the case, and the pods and containers it made, torn down at the
 //! end whatever happened (and a leak is a failure).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,11 @@ pub struct Shared {
     pub token: String,
     /// Per call and per wait.
     pub timeout: Duration,
+    /// What the handler changes by design, by key (`host-files`,
+    /// `host-namespaces`...): the endpoint's verbose Status carries each
+    /// handler's OCI `features`, whose annotations declare them as
+    /// `org.ociharness.by-design.KEY` (see `crate::case::Need::Unchanged`).
+    pub by_design: BTreeMap<String, String>,
 }
 
 pub type Step<T> = Result<T, Verdict>;
@@ -74,6 +79,23 @@ impl<'a> Ctx<'a> {
             containers: Vec::new(),
             log: Vec::new(),
             seq: 0,
+        }
+    }
+
+    /// Why the handler changes `key` by design, if it declares so.
+    pub fn by_design(&self, key: &str) -> Option<String> {
+        self.shared.by_design.get(key).cloned()
+    }
+
+    /// Skips the case when the handler changes `key` by design: what it
+    /// checks is then not the host's.
+    pub fn unchanged(&self, key: &str) -> Step<()> {
+        match self.by_design(key) {
+            Some(why) => Err(crate::case::skip(format!(
+                "handler {:?} does not keep {key} as the host has it, by design: {why}",
+                self.shared.handler
+            ))),
+            None => Ok(()),
         }
     }
 

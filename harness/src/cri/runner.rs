@@ -78,6 +78,7 @@ impl Session {
                 endpoint: o.endpoint.clone(),
                 reason: e.to_string(),
             })?;
+        let by_design = by_design_of(&client, &o.handler);
         let (reg, host) = match &o.registry {
             Some(h) => (None, h.clone()),
             None => {
@@ -92,6 +93,7 @@ impl Session {
                 client,
                 images,
                 handler: o.handler.clone(),
+                by_design,
                 token,
                 timeout: o.timeout,
             },
@@ -125,6 +127,36 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.work);
     }
+}
+
+/// The info key under which a verbose Status carries each handler's OCI
+/// `features` document (our server's; others have none).
+pub const FEATURES_INFO: &str = "features";
+
+/// What `handler` declares it changes by design, from the endpoint's
+/// verbose Status: `org.ociharness.by-design.KEY` annotations of its
+/// features, by KEY. Empty when the endpoint says nothing of it.
+fn by_design_of(client: &Client, handler: &str) -> std::collections::BTreeMap<String, String> {
+    let Ok(status) = client.status(api::StatusRequest { verbose: true }) else {
+        return Default::default();
+    };
+    by_design_in(status.info.get(FEATURES_INFO).map(String::as_str), handler)
+}
+
+fn by_design_in(features_info: Option<&str>, handler: &str) -> std::collections::BTreeMap<String, String> {
+    let all: serde_json::Value = features_info
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let prefix = crate::case::by_design_annotation("");
+    all.get(handler)
+        .and_then(|f| f.get("annotations"))
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn result_of(case: &CriCase, d: Duration) -> CaseResult {
@@ -308,4 +340,28 @@ pub fn run(cases: &[CriCase], opts: &Options, progress: &(dyn Fn(Progress) + Syn
     })?;
     let session = Session::open(opts)?;
     Ok(run_cases(cases, &session, opts, progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_design_keys_come_from_the_handler_features_annotations() {
+        let info = serde_json::json!({
+            "vm": {"ociVersionMax": "1.3.0", "annotations": {
+                "org.ociharness.by-design.host-files": "mounts are copies in the guest",
+                "org.other": "x"
+            }},
+            "": {"annotations": {}}
+        })
+        .to_string();
+        let m = by_design_in(Some(&info), "vm");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m["host-files"], "mounts are copies in the guest");
+        assert!(by_design_in(Some(&info), "").is_empty());
+        assert!(by_design_in(Some(&info), "absent").is_empty());
+        assert!(by_design_in(None, "vm").is_empty());
+        assert!(by_design_in(Some("not json"), "vm").is_empty());
+    }
 }

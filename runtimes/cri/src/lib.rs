@@ -23,7 +23,7 @@ pub mod stats;
 pub mod store;
 pub mod streaming;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -91,6 +91,8 @@ pub struct Cri {
     pub locks: Locks,
     /// The pod CIDR UpdateRuntimeConfig gave.
     pub pod_cidr: Mutex<String>,
+    /// Each handler's OCI `features`, asked once (for verbose Status).
+    features: std::sync::OnceLock<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Cri {
@@ -104,6 +106,22 @@ impl Cri {
             images,
             locks: Locks::default(),
             pod_cidr: Mutex::new(pod_cidr),
+            features: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Each handler's OCI `features` document (null for a runtime that has
+    /// none), by handler name.
+    pub fn handler_features(&self) -> &BTreeMap<String, serde_json::Value> {
+        self.features.get_or_init(|| {
+            self.config
+                .handlers
+                .keys()
+                .map(|name| {
+                    let features = self.runtime(name).ok().and_then(|rt| rt.features());
+                    (name.clone(), features.unwrap_or_default())
+                })
+                .collect()
         })
     }
 

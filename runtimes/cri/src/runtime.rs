@@ -77,6 +77,22 @@ impl Runtime {
         Ok(out)
     }
 
+    /// The runtime's `features` document (runtime.md, Features), or None
+    /// when it has none or cannot say.
+    pub fn features(&self) -> Option<serde_json::Value> {
+        let out = Command::new(&self.handler.binary)
+            .args(&self.handler.args)
+            .arg("features")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
     pub fn start(&self, id: &str) -> Result<()> {
         self.run("start", id, &[], None).map(drop)
     }

@@ -452,12 +452,19 @@ fn mounts(cx: &mut Ctx) -> CaseResult {
         w.exit_code,
     )?;
     let got = std::fs::read_to_string(rw.join("out")).unwrap_or_default();
-    check_eq(
-        "cri.ContainerConfig",
-        "host file written through the mount",
-        "from the container",
-        got.as_str(),
-    )?;
+    match cx.by_design("host-files") {
+        // The runtime gives the container copies of host files: the write
+        // stays in the container.
+        Some(why) => cx.note(format!(
+            "not checked: the write reaching the host (host-files by design: {why})"
+        )),
+        None => check_eq(
+            "cri.ContainerConfig",
+            "host file written through the mount",
+            "from the container",
+            got.as_str(),
+        )?,
+    }
     let w = cx
         .exec(&id, &["/probe", "write", "/mnt/ro/out"], 0)
         .map_err(|e| crate::cri::ctx::call_failed(&e))?;

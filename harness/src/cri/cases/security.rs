@@ -265,18 +265,8 @@ fn pod_namespaces_private(cx: &mut Ctx) -> CaseResult {
     Ok(())
 }
 
-fn host_ns(cx: &mut Ctx, ns: &str, o: api::NamespaceOption) -> CaseResult {
-    let rep = report_ns(cx, o)?;
-    let host = host_namespaces();
-    check_eq(
-        "cri.NamespaceOption",
-        &format!("{ns} namespace inode (host's)"),
-        host.get(ns),
-        rep.namespaces.get(ns),
-    )
-}
-
 fn host_network(cx: &mut Ctx) -> CaseResult {
+    cx.unchanged("host-namespaces")?;
     // A pod on the host's network shares its UTS namespace too: it is not
     // given a hostname of its own.
     let o = ns_opts(NODE, CONTAINER, POD);
@@ -298,12 +288,103 @@ fn host_network(cx: &mut Ctx) -> CaseResult {
     )
 }
 
+/// The start time (field 22) of a `/proc/PID/stat` text.
+fn start_time_of(stat: &str) -> Option<&str> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)
+}
+
+/// A report from a container in namespaces `o` that also reads `path`;
+/// the path's content as it saw it.
+fn report_reading(cx: &mut Ctx, o: api::NamespaceOption, path: &str) -> Result<(Report, Option<String>), Verdict> {
+    let o2 = o.clone();
+    let item = path.to_string();
+    let rep = report_with(
+        cx,
+        |p| pod_sc(p).namespace_options = Some(o),
+        |c| {
+            sc(c).namespace_options = Some(o2);
+            c.args.push(item);
+        },
+    )?;
+    let content = rep.paths.get(path).and_then(|p| p.content.clone());
+    Ok((rep, content))
+}
+
 fn host_pid(cx: &mut Ctx) -> CaseResult {
-    host_ns(cx, "pid", ns_opts(POD, NODE, POD))
+    cx.unchanged("host-namespaces")?;
+    // The inode alone proves little: a VM's initial PID namespace has the
+    // same fixed number as the host's. The harness's own process must be
+    // there, with its start time.
+    let path = format!("/proc/{}/stat", std::process::id());
+    let host =
+        std::fs::read_to_string(&path).map_err(|e| crate::case::fail("harness", format!("reading {path}"), e))?;
+    let (rep, seen) = report_reading(cx, ns_opts(POD, NODE, POD), &path)?;
+    check_eq(
+        "cri.NamespaceOption",
+        &format!("the start time in {path} (the harness's process, seen from the container)"),
+        start_time_of(&host),
+        seen.as_deref().and_then(start_time_of),
+    )?;
+    let host_ns = host_namespaces();
+    check_eq(
+        "cri.NamespaceOption",
+        "pid namespace inode (host's)",
+        host_ns.get("pid"),
+        rep.namespaces.get("pid"),
+    )
+}
+
+/// A SysV message queue made on the host for a case, removed when dropped.
+struct HostQueue {
+    key: i32,
+    id: i32,
+}
+
+impl HostQueue {
+    fn new() -> std::io::Result<HostQueue> {
+        // A key of this process's own, unlikely to be anyone else's.
+        let key = 0x0c1_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: msgget takes plain integers.
+        let id = unsafe { libc::msgget(key, libc::IPC_CREAT | 0o600) };
+        if id < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(HostQueue { key, id })
+    }
+}
+
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID on the queue we made; no buffer is read.
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
 }
 
 fn host_ipc(cx: &mut Ctx) -> CaseResult {
-    host_ns(cx, "ipc", ns_opts(POD, CONTAINER, NODE))
+    cx.unchanged("host-namespaces")?;
+    // The initial IPC namespace's inode is a fixed number, a VM's too: the
+    // container must see a message queue the harness made on the host.
+    let q = HostQueue::new().map_err(|e| crate::case::fail("harness", "a SysV message queue on the host", e))?;
+    let (rep, seen) = report_reading(cx, ns_opts(POD, CONTAINER, NODE), "/proc/sysvipc/msg")?;
+    let keys: Vec<String> = seen
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    check(
+        keys.contains(&q.key.to_string()),
+        "cri.NamespaceOption",
+        format!("the host's message queue (key {}) in /proc/sysvipc/msg", q.key),
+        format!("keys {keys:?}"),
+    )?;
+    let host_ns = host_namespaces();
+    check_eq(
+        "cri.NamespaceOption",
+        "ipc namespace inode (host's)",
+        host_ns.get("ipc"),
+        rep.namespaces.get("ipc"),
+    )
 }
 
 /// Two sleeping containers in one pod whose pid mode is `pid`: their PID

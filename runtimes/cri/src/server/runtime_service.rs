@@ -603,6 +603,10 @@ impl RuntimeService for RuntimeSvc {
             info.insert("handlers".into(), serde_json::to_string(&handlers).unwrap_or_default());
             let cidr = self.cri.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()).clone();
             info.insert("podCIDR".into(), serde_json::to_string(&cidr).unwrap_or_default());
+            // What each handler declares of itself (by-design differences
+            // among them): `harness cri` reads them.
+            let features = tokio::task::block_in_place(|| self.cri.handler_features());
+            info.insert("features".into(), serde_json::to_string(features).unwrap_or_default());
         }
         Ok(Response::new(pb::StatusResponse {
             status: Some(pb::RuntimeStatus {
