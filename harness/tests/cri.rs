@@ -133,7 +133,7 @@ struct OurServer {
 /// this test).
 fn our_binaries() -> std::path::PathBuf {
     let dir = Path::new(HARNESS).parent().unwrap().to_path_buf();
-    let bins = ["cri", "native", "virtualized", "probe"];
+    let bins = ["cri", "native", "sandboxed", "virtualized", "probe"];
     if !bins.iter().all(|b| dir.join(b).is_file()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
@@ -270,6 +270,17 @@ fn our_server_passes_every_case_with_the_native_handler() {
         return;
     }
     our_server_passes_every_case("native", &[]);
+}
+
+/// Every container's syscalls pass through its supervisor; pods are the
+/// same as native's.
+#[test]
+fn our_server_passes_every_case_with_the_sandboxed_handler() {
+    if let Some(why) = our_server_prerequisites() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    our_server_passes_every_case("sandboxed", &[]);
 }
 
 /// A pod is one VM (Kata's way): the infra container boots it and the
