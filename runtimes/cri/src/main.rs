@@ -1,6 +1,7 @@
 //! `cri`: the CRI server (`cri serve`), and the two roles the server runs
-//! this same binary in: a container's monitor (`cri monitor`) and a pod's
-//! infra process (`cri pause`).
+//! this same binary in: a container's monitor (`cri monitor`), a pod's
+//! infra process (`cri pause`) and the reaper of a detached exec (`cri
+//! reap`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,14 @@ enum Cmd {
         #[arg(long)]
         tty: bool,
         id: String,
+    },
+    /// Run a runtime command that detaches a process and writes its pid to
+    /// PID_FILE; then reap that process and exit with its status.
+    Reap {
+        #[arg(long = "pid-file")]
+        pid_file: PathBuf,
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
     },
     /// A pod's infra process: hold the namespaces, reap, exit on SIGTERM.
     Pause {
@@ -153,6 +162,7 @@ fn main() {
             cri::monitor::run_detached(&opts, &mut std::io::stdout())
         }
         Cmd::Pause { lo_up } => cri::pause::run(lo_up),
+        Cmd::Reap { pid_file, argv } => cri::streaming::detached::run(&pid_file, &argv),
     };
     std::process::exit(code);
 }

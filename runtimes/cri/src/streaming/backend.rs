@@ -116,9 +116,25 @@ impl Backend for CriBackend {
             .create(&dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
         let pid_file = dir.join("pid");
-        let mut cmd = runtime.command();
-        cmd.arg("exec").arg("--pid-file").arg(&pid_file);
         let console_path = dir.join("console.sock");
+        // With a terminal the runtime detaches (runc takes a console socket
+        // only so, as containerd runs it) and `cri reap` waits for the
+        // process; without, the runtime's exec is the process's stand-in.
+        let mut cmd = if req.tty {
+            let mut c = std::process::Command::new(&self.cri.exe);
+            c.arg("reap").arg("--pid-file").arg(&pid_file).arg("--");
+            c.arg(&runtime.handler.binary)
+                .args(&runtime.handler.args)
+                .arg("--root")
+                .arg(&runtime.root);
+            c.arg("exec").arg("--detach");
+            c
+        } else {
+            let mut c = runtime.command();
+            c.arg("exec");
+            c
+        };
+        cmd.arg("--pid-file").arg(&pid_file);
         let listener = if req.tty {
             let l = UnixListener::bind(&console_path)
                 .map_err(|e| Error::Internal(format!("{}: {e}", console_path.display())))?;

@@ -11,6 +11,7 @@
 pub mod attach;
 pub mod backend;
 pub mod console;
+pub mod detached;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
