@@ -8,6 +8,9 @@
 //! [handlers.gvisor]
 //! binary = "/usr/bin/runsc"
 //! args = ["--network=none"]
+//! [cni]
+//! conf_dir = "/etc/cni/net.d"
+//! bin_dirs = ["/usr/lib/cni"]
 //! [handlers.kata]
 //! binary = "/opt/kata/bin/kata-runtime"
 //! pod_vm = true
@@ -60,6 +63,7 @@ struct File {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     insecure_registries: Vec<String>,
+    cni: Option<crate::cni::Settings>,
 }
 
 /// The server's settings.
@@ -74,6 +78,8 @@ pub struct Config {
     /// Registries (`host[:port]`) pulled from over plain http; loopback
     /// ones always are.
     pub insecure_registries: Vec<String>,
+    /// Pod networks (`[cni] bin_dirs = [...] conf_dir = "..."`).
+    pub cni: crate::cni::Settings,
 }
 
 impl Config {
@@ -116,6 +122,7 @@ impl Config {
             streaming_address: "127.0.0.1:0".into(),
             state_dir: None,
             insecure_registries: Vec::new(),
+            cni: crate::cni::Settings::default(),
         }
     }
 
@@ -146,6 +153,9 @@ impl Config {
         }
         config.state_dir = parsed.state_dir;
         config.insecure_registries = parsed.insecure_registries;
+        if let Some(cni) = parsed.cni {
+            config.cni = cni;
+        }
         Ok(config)
     }
 

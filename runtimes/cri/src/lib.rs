@@ -7,6 +7,7 @@
 //! (`pod`, `container`) keep their state on disk (`store`), build OCI
 //! configs (`oci`), and run each container under a `monitor` process.
 
+pub mod cni;
 pub mod container;
 pub mod handlers;
 pub mod images;

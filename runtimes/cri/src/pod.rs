@@ -37,6 +37,9 @@ pub struct PodRecord {
     pub cgroup_parent: String,
     /// `cgroup_parent` was made by us (no parent was given): removed with the pod.
     pub own_cgroup_parent: bool,
+    /// The pod's network attachment (CNI ADD's result), until its DEL.
+    #[serde(default)]
+    pub network: Option<crate::cni::Attachment>,
 }
 
 impl PodRecord {
@@ -195,6 +198,7 @@ impl Cri {
             shm_mounted: false,
             cgroup_parent,
             own_cgroup_parent,
+            network: None,
         };
         match self.make_pod(&mut record, &runtime) {
             Ok(()) => Ok(id),
@@ -288,6 +292,20 @@ impl Cri {
         };
         record.infra_pid = spawn_monitor(self, &opts)?;
         self.store.save(Kind::Pod, &record.id, record)?;
+        // The pod's network namespace exists: attach it (containerd's order:
+        // the network before the sandbox runs). A pod VM's namespaces are in
+        // its guest, out of the plugins' reach.
+        if record.spec.network != NsMode::Node && !runtime.handler.pod_vm {
+            if let Some(net) = self.config.cni.network().map_err(|e| Error::Internal(e.to_string()))? {
+                let netns = PathBuf::from(format!("/proc/{}/ns/net", record.infra_pid));
+                let args = crate::cni::pod_args(&record.spec.namespace, &record.spec.name, &record.id);
+                let a = net
+                    .add(&self.config.cni.bin_dirs, &record.id, &netns, &args)
+                    .map_err(|e| Error::Internal(format!("pod {}: network {:?}: {e}", record.id, net.name)))?;
+                record.network = Some(a);
+                self.store.save(Kind::Pod, &record.id, record)?;
+            }
+        }
         runtime.start(&record.id)?;
         record.state = PodState::Ready;
         self.store.save(Kind::Pod, &record.id, record)?;
@@ -304,11 +322,43 @@ impl Cri {
         }
         let lock = self.locks.get(id);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.detach_network(&mut record)?;
         self.kill_infra(&record)?;
         if record.state != PodState::NotReady {
             record.state = PodState::NotReady;
             self.store.save(Kind::Pod, id, &record)?;
         }
+        Ok(())
+    }
+
+    /// CNI DEL of the pod's attachment, once: while the infra process holds
+    /// the namespace, or without it when it is gone.
+    fn detach_network(&self, record: &mut PodRecord) -> Result<()> {
+        let Some(a) = record.network.clone() else {
+            return Ok(());
+        };
+        let net = match self.config.cni.network() {
+            Ok(Some(n)) if n.name == a.network => n,
+            // The configuration changed or went: nothing can run its DEL.
+            _ => {
+                record.network = None;
+                self.store.save(Kind::Pod, &record.id, record)?;
+                return Ok(());
+            }
+        };
+        let netns =
+            process_alive(record.infra_pid).then(|| PathBuf::from(format!("/proc/{}/ns/net", record.infra_pid)));
+        let args = crate::cni::pod_args(&record.spec.namespace, &record.spec.name, &record.id);
+        net.del(
+            &self.config.cni.bin_dirs,
+            &record.id,
+            netns.as_deref(),
+            &args,
+            &a.result,
+        )
+        .map_err(|e| Error::Internal(format!("pod {}: network {:?}: {e}", record.id, a.network)))?;
+        record.network = None;
+        self.store.save(Kind::Pod, &record.id, record)?;
         Ok(())
     }
 
@@ -351,6 +401,14 @@ impl Cri {
     /// Undoes whatever of the pod exists: the runtime's container, the shm
     /// mount, the cgroup parent we made, the state directory.
     fn destroy_pod(&self, record: &PodRecord) -> Result<()> {
+        // The record on disk is the latest (a stop may have detached the
+        // network since the caller loaded it).
+        let mut record = self
+            .store
+            .load::<PodRecord>(Kind::Pod, &record.id)?
+            .unwrap_or_else(|| record.clone());
+        self.detach_network(&mut record)?;
+        let record = &record;
         self.kill_infra(record)?;
         if let Ok(runtime) = self.runtime(&record.spec.handler) {
             // Fails when the runtime never created it: nothing to delete.

@@ -46,6 +46,13 @@ pub const CASES: &[CriCase] = &[
         run: remove_removes_containers,
     },
     CriCase {
+        id: "pod::network_ip",
+        clauses: &["cri.RunPodSandbox", "cri.PodSandboxStatus"],
+        summary:
+            "a pod off the node's network gets an address on the node's pod network, in its status and in its namespace",
+        run: network_ip,
+    },
+    CriCase {
         id: "pod::hostname",
         clauses: &["cri.RunPodSandbox", "cri.NamespaceOption"],
         summary: "containers of a pod see the pod's hostname",
@@ -281,5 +288,46 @@ fn hostname(cx: &mut Ctx) -> CaseResult {
         "hostname",
         cfg.hostname.as_str(),
         rep.hostname.as_str(),
+    )
+}
+
+fn network_ip(cx: &mut Ctx) -> CaseResult {
+    let st = cx.c().status(api::StatusRequest { verbose: false });
+    let st = cx.ok("Status", st)?;
+    let conds = st.status.map(|s| s.conditions).unwrap_or_default();
+    if let Some(c) = conds.iter().find(|c| c.r#type == "NetworkReady" && !c.status) {
+        return Err(crate::case::skip(format!(
+            "the endpoint says its pod network is not ready: {} {}",
+            c.reason, c.message
+        )));
+    }
+    let (pod, pcfg) = cx.pod("net")?;
+    let status = cx.pod_status(&pod)?;
+    let ip = status.network.map(|n| n.ip).unwrap_or_default();
+    let addr: Option<std::net::IpAddr> = ip.parse().ok();
+    check(
+        addr.is_some_and(|a| !a.is_loopback() && !a.is_unspecified()),
+        "cri.PodSandboxStatus",
+        "the pod's address in network.ip",
+        format!("{ip:?}"),
+    )?;
+    if !addr.is_some_and(|a| a.is_ipv4()) {
+        cx.note(format!("{ip} is not IPv4: not looked for in /proc/net/fib_trie"));
+        return Ok(());
+    }
+    // The address is the pod's: its network namespace has it as a local
+    // address.
+    let c = cx.container_config("c", &["report", "/proc/net/fib_trie"]);
+    let rep = cx.report_in(&pod, &pcfg, c)?;
+    let fib = rep
+        .paths
+        .get("/proc/net/fib_trie")
+        .and_then(|p| p.content.clone())
+        .unwrap_or_default();
+    check(
+        fib.split_whitespace().any(|w| w == ip),
+        "cri.RunPodSandbox",
+        format!("{ip} among the addresses of the pod's network namespace"),
+        format!("/proc/net/fib_trie: {}", fib.chars().take(300).collect::<String>()),
     )
 }

@@ -123,7 +123,19 @@ fn pod_status(p: &PodRecord) -> pb::PodSandboxStatus {
         metadata: Some(pod_metadata(p)),
         state: pod_state(p.current_state()),
         created_at: p.created_at,
-        network: Some(pb::PodSandboxNetworkStatus::default()),
+        network: Some(pb::PodSandboxNetworkStatus {
+            ip: p
+                .network
+                .as_ref()
+                .and_then(|n| n.ips.first().cloned())
+                .unwrap_or_default(),
+            additional_ips: p
+                .network
+                .iter()
+                .flat_map(|n| n.ips.iter().skip(1))
+                .map(|ip| pb::PodIp { ip: ip.clone() })
+                .collect(),
+        }),
         linux: Some(pb::LinuxPodSandboxStatus {
             namespaces: Some(pb::Namespace {
                 options: Some(pb::NamespaceOption {
@@ -591,6 +603,18 @@ impl RuntimeService for RuntimeSvc {
             status: true,
             ..Default::default()
         };
+        // Pods off the host's network get only loopback without a CNI
+        // network: say so, as containerd does.
+        let not_ready = tokio::task::block_in_place(|| self.cri.config.cni.not_ready());
+        let network = match not_ready {
+            None => condition("NetworkReady"),
+            Some(why) => pb::RuntimeCondition {
+                r#type: "NetworkReady".into(),
+                status: false,
+                reason: "NetworkPluginNotReady".into(),
+                message: why,
+            },
+        };
         let mut info = HashMap::new();
         if req.into_inner().verbose {
             let handlers: HashMap<&String, String> = self
@@ -610,7 +634,7 @@ impl RuntimeService for RuntimeSvc {
         }
         Ok(Response::new(pb::StatusResponse {
             status: Some(pb::RuntimeStatus {
-                conditions: vec![condition("RuntimeReady"), condition("NetworkReady")],
+                conditions: vec![condition("RuntimeReady"), network],
             }),
             info,
             runtime_handlers: self
