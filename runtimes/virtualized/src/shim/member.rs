@@ -25,7 +25,10 @@ use container::state::Status;
 
 use super::control::{self, Reply};
 use super::state::{Record, Store};
-use super::{check_abort, exit_with, os, pty, Args, Error, Result, SignalTarget, Sync, IN_FLIGHT_GRACE};
+use super::{
+    check_abort, exit_with, host_terminal, new_record, os, terminal_of, Args, Error, Result, SignalTarget, Sync,
+    IN_FLIGHT_GRACE,
+};
 use crate::proto::ExitStatus;
 
 /// What `prepare` hands to `supervise`.
@@ -50,11 +53,7 @@ pub(crate) fn prepare(
 ) -> Result<Prepared> {
     let spec = container::config::load(&a.bundle)?;
     let process = spec.process().clone().unwrap_or_default();
-    let terminal = process.terminal() == Some(true);
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|s| (s.height() as u16, s.width() as u16));
+    let (terminal, size) = terminal_of(&process);
     let pod = store.load(sandbox)?;
     if let Some(first) = &pod.sandbox {
         return Err(Error::Agent(format!(
@@ -67,36 +66,12 @@ pub(crate) fn prepare(
             pod.status()
         )));
     }
-    let tty = match (terminal, &a.console_socket) {
-        (true, Some(sock)) => {
-            let (master, slave) = pty::open(size).map_err(os("host pty"))?;
-            pty::send_master(sock, &master).map_err(os("console"))?;
-            Some(slave)
-        }
-        _ => None,
-    };
+    let tty = host_terminal(a, terminal, size)?;
     let me = std::process::id() as i32;
-    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let mut record = Record {
-        id: a.id.clone(),
-        pid: me,
-        pid_start: container::state::start_time(me).unwrap_or(0),
-        // The VM is the sandbox's: deleting this container must not end it.
-        qemu_pid: 0,
-        qemu_start: 0,
-        bundle: a.bundle.clone(),
-        rootfs: if rootfs.is_absolute() {
-            rootfs
-        } else {
-            a.bundle.join(rootfs)
-        },
-        created: String::new(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        status: Status::Creating,
-        exit: None,
-        boot: serde_json::Value::Null,
-        sandbox: Some(sandbox.to_string()),
-    };
+    // No QEMU of its own: the VM is the sandbox's, and deleting this
+    // container must not end it.
+    let mut record = new_record(a, &spec);
+    record.sandbox = Some(sandbox.to_string());
     let spec_hooks = spec.hooks().clone().unwrap_or_default();
     super::hooks::create(&spec_hooks, &record.oci_as(Status::Creating))?;
     check_abort()?;

@@ -297,11 +297,7 @@ fn prepare(
     let spec = container::config::load(&a.bundle)?;
     let (memory_mib, cpus) = sizing::size(&spec, sizing::host_cpus());
     let process = spec.process().clone().unwrap_or_default();
-    let terminal = process.terminal() == Some(true);
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|s| (s.height() as u16, s.width() as u16));
+    let (terminal, size) = terminal_of(&process);
     let vm_dir = store.vm_dir(&a.id);
     std::fs::create_dir_all(&vm_dir).map_err(os(format!("vm directory {}", vm_dir.display())))?;
     check_abort()?;
@@ -317,35 +313,11 @@ fn prepare(
     let booted = Vm::boot(&cfg);
     check_abort()?;
     let vm = vm_slot.insert(booted?);
-    let tty = match (terminal, &a.console_socket) {
-        (true, Some(sock)) => {
-            let (master, slave) = pty::open(size).map_err(os("host pty"))?;
-            pty::send_master(sock, &master).map_err(os("console"))?;
-            Some(slave)
-        }
-        _ => None,
-    };
-    let me = std::process::id() as i32;
-    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let mut record = Record {
-        id: a.id.clone(),
-        pid: me,
-        pid_start: container::state::start_time(me).unwrap_or(0),
-        qemu_pid: vm.qemu_pid(),
-        qemu_start: container::state::start_time(vm.qemu_pid()).unwrap_or(0),
-        bundle: a.bundle.clone(),
-        rootfs: if rootfs.is_absolute() {
-            rootfs
-        } else {
-            a.bundle.join(rootfs)
-        },
-        created: String::new(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        status: Status::Creating,
-        exit: None,
-        boot: serde_json::to_value(vm.boot_times()).unwrap_or_default(),
-        sandbox: None,
-    };
+    let tty = host_terminal(a, terminal, size)?;
+    let mut record = new_record(a, &spec);
+    record.qemu_pid = vm.qemu_pid();
+    record.qemu_start = container::state::start_time(vm.qemu_pid()).unwrap_or(0);
+    record.boot = serde_json::to_value(vm.boot_times()).unwrap_or_default();
     // The runtime environment is the VM, up; the container is not made yet
     // (runtime.md, Lifecycle, steps 2-4). The guest's config does not hold
     // these kinds, so they run once.
@@ -384,12 +356,61 @@ fn prepare(
     record.status = Status::Created;
     store.save(&record)?;
     let _ = created;
-    let mut line = serde_json::to_vec(&Sync::Created { pid: me }).unwrap_or_default();
+    let mut line = serde_json::to_vec(&Sync::Created { pid: record.pid }).unwrap_or_default();
     line.push(b'\n');
     (&*sync).write_all(&line).map_err(os("telling create"))?;
     match watch.recv() {
         Ok(true) => Ok(Prepared { listener, tty, record }),
         _ => Err(Error::Abandoned),
+    }
+}
+
+/// Whether the process wants a terminal, and its initial size (rows,
+/// columns).
+pub(crate) fn terminal_of(process: &oci_spec::runtime::Process) -> (bool, Option<(u16, u16)>) {
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|s| (s.height() as u16, s.width() as u16));
+    (process.terminal() == Some(true), size)
+}
+
+/// With a terminal and a console socket: a host pty whose master goes to
+/// the socket; the slave is the container's side.
+pub(crate) fn host_terminal(a: &Args, terminal: bool, size: Option<(u16, u16)>) -> Result<Option<File>> {
+    match (terminal, &a.console_socket) {
+        (true, Some(sock)) => {
+            let (master, slave) = pty::open(size).map_err(os("host pty"))?;
+            pty::send_master(sock, &master).map_err(os("console"))?;
+            Ok(Some(slave))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The record of a container this shim is creating: its pid is the
+/// shim's; no VM, boot or sandbox yet.
+pub(crate) fn new_record(a: &Args, spec: &oci_spec::runtime::Spec) -> Record {
+    let me = std::process::id() as i32;
+    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    Record {
+        id: a.id.clone(),
+        pid: me,
+        pid_start: container::state::start_time(me).unwrap_or(0),
+        qemu_pid: 0,
+        qemu_start: 0,
+        bundle: a.bundle.clone(),
+        rootfs: if rootfs.is_absolute() {
+            rootfs
+        } else {
+            a.bundle.join(rootfs)
+        },
+        created: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        status: Status::Creating,
+        exit: None,
+        boot: serde_json::Value::Null,
+        sandbox: None,
     }
 }
 
@@ -660,20 +681,9 @@ fn relay_stdin_until(mut from: File, stream: u32, shared: &Shared, ended: &Atomi
     let _ = shared.send_data(stream, &[]);
 }
 
-/// Host stdin (or the pty) to the guest's stream; end of file closes it.
-fn relay_to_guest(mut from: File, stream: u32, shared: &Shared) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if shared.send_data(stream, &buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = shared.send_data(stream, &[]);
+/// Host stdin (or the pty) to the guest's stream, until end of file.
+fn relay_to_guest(from: File, stream: u32, shared: &Shared) {
+    relay_stdin_until(from, stream, shared, &AtomicBool::new(false))
 }
 
 fn answer(ev: std::result::Result<Event, String>) -> control::Reply {
