@@ -18,6 +18,8 @@ commands:
   sleep SECONDS|inf        sleep (fractions allowed)
   echo [ARG...]            print the arguments joined by spaces
   cat                      copy stdin to stdout
+  listen PORT              echo every TCP connection to PORT (all addresses) back to it;
+                           print `listening PORT` once ready
   write PATH [CONTENT]     create or truncate PATH and write CONTENT (\"probe\")
   report [ITEM...]         print the JSON report; ITEM is a path or sysctl:KEY
   syscall NAME [ARG...]    make one raw syscall and print its result as JSON
@@ -67,6 +69,10 @@ pub fn run(args: &[String]) -> i32 {
             0
         }
         ("cat", []) => cat(),
+        ("listen", [port]) => match port.parse::<u16>() {
+            Ok(p) => listen(p),
+            Err(_) => usage_error(&format!("listen: {port:?} is not a port number")),
+        },
         ("write", [path]) => write(path, "probe"),
         ("write", [path, content]) => write(path, content),
         ("report", _) => {
@@ -122,8 +128,8 @@ pub fn run(args: &[String]) -> i32 {
             0
         }
         (
-            "true" | "exit" | "sleep" | "cat" | "write" | "signals" | "hook" | "hook-fail" | "listen-fds" | "tty"
-            | "ps",
+            "true" | "exit" | "sleep" | "cat" | "listen" | "write" | "signals" | "hook" | "hook-fail" | "listen-fds"
+            | "tty" | "ps",
             _,
         ) => usage_error(&format!("{cmd}: wrong arguments")),
         _ => usage_error(&format!("unknown command `{cmd}`")),
@@ -214,6 +220,27 @@ fn cat() -> i32 {
             1
         }
     }
+}
+
+/// A TCP echo server on every address: each connection gets back what it
+/// sends, until it closes its side.
+fn listen(port: u16) -> i32 {
+    let l = match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "probe: listen {port}: {}", io_error_name(&err));
+            return 1;
+        }
+    };
+    print_line(&format!("listening {port}"));
+    for conn in l.incoming() {
+        let Ok(mut c) = conn else { continue };
+        std::thread::spawn(move || {
+            let Ok(mut r) = c.try_clone() else { return };
+            let _ = io::copy(&mut r, &mut c);
+        });
+    }
+    0
 }
 
 fn write(path: &str, content: &str) -> i32 {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cri_api::streaming::{Event, Output, Status, StreamClient, TerminalSize};
+use cri_api::streaming::{Event, Output, PortEvent, PortForwardClient, Status, StreamClient, TerminalSize};
 
 use cri_api::v1 as api;
 
@@ -74,6 +74,12 @@ pub const CASES: &[CriCase] = &[
         clauses: &["cri.Attach", "cri.ContainerConfig"],
         summary: "Attach to a tty container: its terminal echoes input, and leaving does not stop it",
         run: attach_tty,
+    },
+    CriCase {
+        id: "exec::port_forward_data",
+        clauses: &["cri.PortForward"],
+        summary: "PortForward carries bytes to a port listening in the pod's network and back",
+        run: port_forward_data,
     },
 ];
 
@@ -207,6 +213,49 @@ fn streaming_urls(cx: &mut Ctx) -> CaseResult {
         "an http(s) URL",
         format!("{:?}", p.url),
     )
+}
+
+/// The port the pod's echo server listens on.
+const ECHO_PORT: u16 = 8080;
+
+fn port_forward_data(cx: &mut Ctx) -> CaseResult {
+    let (pod, pcfg) = cx.pod("pf")?;
+    let port = ECHO_PORT.to_string();
+    let c = cx.container_config("echo", &["listen", &port]);
+    cx.run(&pod, &pcfg, &c)?;
+    // Listening once it says so in its log.
+    let log = Ctx::log_file(&pcfg, &c);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("listening") {
+        if start.elapsed() > cx.shared.timeout {
+            return Err(fail(
+                "cri.PortForward",
+                "the echo server's `listening` in its log",
+                format!("{} without it", log.display()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = cx.c().port_forward(api::PortForwardRequest {
+        pod_sandbox_id: pod,
+        port: vec![i32::from(ECHO_PORT)],
+    });
+    let url = cx.ok("PortForward", r)?.url;
+    const SENT: &[u8] = b"through the forwarded port";
+    let back = within("cri.PortForward", "a port-forward session", move || {
+        let mut pf = PortForwardClient::connect(&url).map_err(|e| format!("{url}: {e}"))?;
+        pf.send(0, SENT).map_err(|e| format!("sending: {e}"))?;
+        let mut got = Vec::new();
+        while got.len() < SENT.len() {
+            match pf.next_event().map_err(|e| format!("reading: {e}"))? {
+                PortEvent::Data { data, .. } => got.extend(data),
+                PortEvent::Error { message, port, .. } => return Err(format!("port {port}: {message}")),
+                PortEvent::End => break,
+            }
+        }
+        Ok(got)
+    })?;
+    check_eq("cri.PortForward", "the bytes echoed back", text(SENT), text(&back))
 }
 
 /// How long a streaming session may take before the case fails.
