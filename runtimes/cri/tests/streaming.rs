@@ -92,14 +92,16 @@ impl Backend for Fake {
         attach::connect(&self.attach_dir, req).map_err(|e| cri::Error::Internal(e.to_string()))
     }
 
-    fn port_forward(&self, pod_id: &str, port: u16) -> cri::Result<TcpStream> {
+    fn port_forward(&self, pod_id: &str, port: u16) -> cri::Result<Box<dyn cri::streaming::PortConn>> {
         if pod_id == "missing" {
             return Err(cri::Error::NotFound {
                 kind: "pod sandbox",
                 id: pod_id.into(),
             });
         }
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| cri::Error::Internal(e.to_string()))
+        TcpStream::connect(("127.0.0.1", port))
+            .map(|s| Box::new(s) as Box<dyn cri::streaming::PortConn>)
+            .map_err(|e| cri::Error::Internal(e.to_string()))
     }
 }
 

@@ -28,6 +28,9 @@ fn main() {
         Some("native") => native::main_with_args(&GuestNative, args[1..].to_vec()),
         _ => {}
     }
+    if virtualized::commands::port_forward::is_invoked(&args[1..]) {
+        std::process::exit(virtualized::commands::port_forward::main(&args[1..]));
+    }
     let matches = native::Cli::command()
         .name(virtualized::commands::NAME)
         .bin_name(virtualized::commands::NAME)

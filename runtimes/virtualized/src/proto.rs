@@ -99,6 +99,16 @@ pub enum Request {
     /// Forget a further container whose process ended: its state in the
     /// guest and its unpacked bundle go.
     Delete { container: String },
+    /// Connect to TCP `port` on the loopback address of the container's
+    /// network namespace; the connection's bytes ride on `stream` (Stdin
+    /// in, Stdout out; an empty Stdin frame half-closes it), and `Exited`
+    /// comes when the other end closes it.
+    Connect {
+        stream: u32,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
     /// Signal the process running on `stream` (an exec's).
     Signal { stream: u32, signal: i32 },
     /// A terminal's new window size.

@@ -246,21 +246,64 @@ impl Backend for CriBackend {
         })
     }
 
-    fn port_forward(&self, pod_id: &str, port: u16) -> Result<TcpStream> {
+    fn port_forward(&self, pod_id: &str, port: u16) -> Result<Box<dyn super::PortConn>> {
         let pod = self.cri.pod(pod_id)?;
         if pod.current_state() != PodState::Ready {
             return Err(Error::FailedPrecondition(format!("pod sandbox {pod_id} is not ready")));
         }
         let runtime = self.cri.runtime(&pod.spec.handler)?;
         if runtime.handler.pod_vm {
-            return Err(Error::Unimplemented(format!(
-                "port-forward to pod sandbox {pod_id}: its network is inside the VM of runtime handler {:?}, \
-                 which the host cannot enter",
-                pod.spec.handler
-            )));
+            return vm_port(&runtime, pod_id, port).map(|s| Box::new(s) as Box<dyn super::PortConn>);
         }
         connect_in_netns(pod.infra_pid, port)
+            .map(|s| Box::new(s) as Box<dyn super::PortConn>)
             .map_err(|e| Error::Internal(format!("connecting to port {port} in pod sandbox {pod_id}: {e}")))
+    }
+}
+
+/// How long a pod VM's runtime may take to connect to a port.
+const VM_CONNECT: Duration = Duration::from_secs(30);
+
+/// A pod VM's network is in its guest, out of the host's reach: the
+/// runtime's `port-forward ID PORT` relays its stdin and stdout there, and
+/// says `connected` on stderr first (or why not, and exits).
+fn vm_port(runtime: &crate::runtime::Runtime, pod_id: &str, port: u16) -> Result<std::os::unix::net::UnixStream> {
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| Error::Internal(format!("port-forward: {e}")))?;
+    let out = theirs
+        .try_clone()
+        .map_err(|e| Error::Internal(format!("port-forward: {e}")))?;
+    let mut child = runtime
+        .command()
+        .arg("port-forward")
+        .arg(pod_id)
+        .arg(port.to_string())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(out)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Internal(format!("{} port-forward: {e}", runtime.handler.binary.display())))?;
+    let err = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(err).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let _ = tx.send(first);
+        // The rest is read so the runtime never blocks on it; the runtime
+        // is reaped when the connection ends.
+        lines.map_while(|l| l.ok()).for_each(drop);
+        let _ = child.wait();
+    });
+    match rx.recv_timeout(VM_CONNECT) {
+        Ok(l) if l == "connected" => Ok(ours),
+        Ok(l) => Err(Error::Internal(format!(
+            "port {port} in pod sandbox {pod_id}: {}",
+            l.trim_start_matches("virtualized: error: ")
+        ))),
+        Err(_) => Err(Error::Internal(format!(
+            "port {port} in pod sandbox {pod_id}: the runtime did not connect within {VM_CONNECT:?}"
+        ))),
     }
 }
 

@@ -86,7 +86,32 @@ pub trait Backend: Send + Sync + 'static {
     fn exec(&self, req: &ExecRequest) -> crate::Result<Process>;
     fn attach(&self, req: &AttachRequest) -> crate::Result<Process>;
     /// A connection to 127.0.0.1:`port` inside the pod's network namespace.
-    fn port_forward(&self, pod_id: &str, port: u16) -> crate::Result<TcpStream>;
+    fn port_forward(&self, pod_id: &str, port: u16) -> crate::Result<Box<dyn PortConn>>;
+}
+
+/// A forwarded port's connection: a TCP socket in the pod's network, or a
+/// socket to a runtime process that relays into a pod VM's network.
+pub trait PortConn: Read + Write + Send {
+    fn try_clone_conn(&self) -> io::Result<Box<dyn PortConn>>;
+    fn shutdown_conn(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl PortConn for TcpStream {
+    fn try_clone_conn(&self) -> io::Result<Box<dyn PortConn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn shutdown_conn(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+impl PortConn for std::os::unix::net::UnixStream {
+    fn try_clone_conn(&self) -> io::Result<Box<dyn PortConn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn shutdown_conn(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
 }
 
 enum Pending {
@@ -410,13 +435,13 @@ fn serve_port_forward(shared: &Shared, inc: Incoming, sock: &TcpStream, req: Por
         let _ = ch.send(2 * i as u8, &p.to_le_bytes());
         let _ = ch.send(2 * i as u8 + 1, &p.to_le_bytes());
     }
-    let mut targets: Vec<Option<TcpStream>> = Vec::new();
+    let mut targets: Vec<Option<Box<dyn PortConn>>> = Vec::new();
     let mut pumps = Vec::new();
     for (i, &p) in ports.iter().enumerate() {
         match shared.backend.port_forward(&req.pod_id, p) {
             Ok(s) => {
-                if let Ok(r) = s.try_clone() {
-                    pumps.push(pump(Box::new(r), ch.clone(), 2 * i as u8));
+                if let Ok(r) = s.try_clone_conn() {
+                    pumps.push(pump(r, ch.clone(), 2 * i as u8));
                 }
                 targets.push(Some(s));
             }
@@ -427,9 +452,9 @@ fn serve_port_forward(shared: &Shared, inc: Incoming, sock: &TcpStream, req: Por
             }
         }
     }
-    let writers: Vec<Option<TcpStream>> = targets
+    let writers: Vec<Option<Box<dyn PortConn>>> = targets
         .iter()
-        .map(|t| t.as_ref().and_then(|s| s.try_clone().ok()))
+        .map(|t| t.as_ref().and_then(|s| s.try_clone_conn().ok()))
         .collect();
     let mut receiver = conn.receiver;
     let input = std::thread::spawn(move || {
@@ -439,19 +464,19 @@ fn serve_port_forward(shared: &Shared, inc: Incoming, sock: &TcpStream, req: Por
                 Ok(ChannelMessage::Data(c, d)) if c % 2 == 0 => {
                     if let Some(Some(w)) = writers.get_mut(c as usize / 2) {
                         if w.write_all(&d).is_err() {
-                            let _ = w.shutdown(Shutdown::Both);
+                            let _ = w.shutdown_conn(Shutdown::Both);
                         }
                     }
                 }
                 Ok(ChannelMessage::Closed(c)) if c % 2 == 0 => {
                     if let Some(Some(w)) = writers.get(c as usize / 2) {
-                        let _ = w.shutdown(Shutdown::Write);
+                        let _ = w.shutdown_conn(Shutdown::Write);
                     }
                 }
                 Ok(ChannelMessage::Data(..)) | Ok(ChannelMessage::Closed(_)) => {}
                 Ok(ChannelMessage::End) | Err(_) => {
                     for w in writers.iter().flatten() {
-                        let _ = w.shutdown(Shutdown::Both);
+                        let _ = w.shutdown_conn(Shutdown::Both);
                     }
                     return;
                 }

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod port_forward;
 pub mod run;
 pub mod start;
 pub mod state;

@@ -39,11 +39,13 @@ fn send_data(out: &Out, kind: Kind, stream: u32, bytes: &[u8]) -> bool {
     proto::write_data(&mut *f, kind, stream, bytes).is_ok()
 }
 
-/// A process's input side, by stream.
+/// A process's (or a connection's) input side, by stream.
 #[derive(Default)]
 struct Input {
     stdin: Option<File>,
     tty: Option<Arc<File>>,
+    /// A forwarded connection: end of input half-closes it.
+    sock: Option<std::net::TcpStream>,
     /// The process, as the guest numbers it.
     pid: i32,
 }
@@ -141,6 +143,21 @@ fn join_pod_namespaces(config: &mut serde_json::Value, sandbox_pid: i32) {
             ns["path"] = serde_json::Value::from(format!("/proc/{sandbox_pid}/ns/{file}"));
         }
     }
+}
+
+/// Connects to 127.0.0.1:`port` in the network namespace of `pid`, from a
+/// thread of its own that enters it (the socket stays in that namespace).
+fn connect_in_netns(pid: i32, port: u16) -> Result<std::net::TcpStream, String> {
+    let ns = File::open(format!("/proc/{pid}/ns/net")).map_err(|e| format!("connect: /proc/{pid}/ns/net: {e}"))?;
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread alone, with a namespace fd we own.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("connect: setns: {}", std::io::Error::last_os_error()));
+        }
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to port {port}: {e}"))
+    })
+    .join()
+    .map_err(|_| "connect: the thread panicked".to_string())?
 }
 
 /// One container in the guest.
@@ -327,6 +344,17 @@ impl Agent {
         let Some(inp) = self.inputs.get_mut(&stream) else {
             return;
         };
+        if let Some(sock) = &inp.sock {
+            let r = if bytes.is_empty() {
+                sock.shutdown(std::net::Shutdown::Write)
+            } else {
+                (&*sock).write_all(bytes)
+            };
+            if r.is_err() {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+            return;
+        }
         if let Some(tty) = &inp.tty {
             if !bytes.is_empty() {
                 let _ = (&**tty).write_all(bytes);
@@ -385,7 +413,56 @@ impl Agent {
                 self.launch(&id, stream, terminal, size, Launch::Exec(&process))?;
                 Ok(Event::Ok)
             }
+            Request::Connect {
+                stream,
+                port,
+                container,
+            } => {
+                let id = self.container(container.as_deref())?;
+                if self.stream_taken(stream) {
+                    return Err(format!("connect: stream {stream} is taken"));
+                }
+                let pid = self.containers.get(&id).map(|c| c.pid).unwrap_or_default();
+                let sock = connect_in_netns(pid, port)?;
+                let reader = sock.try_clone().map_err(|e| format!("connect: {e}"))?;
+                let (done_tx, done_rx) = mpsc::channel();
+                relay(
+                    File::from(OwnedFd::from(reader)),
+                    self.out.clone(),
+                    Kind::Stdout,
+                    stream,
+                    done_tx,
+                );
+                self.inputs.insert(
+                    stream,
+                    Input {
+                        sock: Some(sock),
+                        ..Default::default()
+                    },
+                );
+                // Its end is said once the reply is on the wire.
+                let gate = Arc::new(Gate::default());
+                self.gates.push(gate.clone());
+                let out = self.out.clone();
+                std::thread::spawn(move || {
+                    let _ = done_rx.recv();
+                    gate.wait();
+                    send(
+                        &out,
+                        &Event::Exited {
+                            stream,
+                            status: ExitStatus::Code(0),
+                        },
+                    );
+                });
+                Ok(Event::Ok)
+            }
             Request::Signal { stream, signal } => {
+                // A forwarded connection's "process" ends by closing.
+                if let Some(sock) = self.inputs.get(&stream).and_then(|i| i.sock.as_ref()) {
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                    return Ok(Event::Ok);
+                }
                 let pid = self
                     .inputs
                     .get(&stream)

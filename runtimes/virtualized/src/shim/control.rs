@@ -36,6 +36,13 @@ pub enum Request {
         terminal: bool,
         size: Option<(u16, u16)>,
     },
+    /// Connect to TCP `port` on loopback in the container's network (in the
+    /// guest), its bytes relayed from the caller's stdin and to its stdout
+    /// (fds 0, 1, 2 come with it). `Ok` once connected, `Exited` when the
+    /// connection ends.
+    Connect {
+        port: u16,
+    },
     /// A request for a further container of the pod, to the pod VM's shim.
     For {
         container: String,

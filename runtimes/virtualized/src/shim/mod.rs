@@ -736,6 +736,14 @@ fn serve(conn: UnixStream, shared: &Arc<Shared>) {
         (control::Request::Exec { process, detach }, container) => {
             return exec(&conn, shared, process, detach, fds, container)
         }
+        (control::Request::Connect { port }, container) => {
+            let make = move |stream| Request::Connect {
+                stream,
+                port,
+                container,
+            };
+            return run_stream(&conn, shared, "connect", false, false, fds, make);
+        }
         (control::Request::Kill { signal, all }, None) => {
             let r = shared.request(&Request::Kill {
                 signal,
@@ -878,12 +886,34 @@ fn exec(
     fds: Vec<OwnedFd>,
     container: Option<String>,
 ) {
+    let wants_tty = process.get("terminal").and_then(|t| t.as_bool()) == Some(true);
+    let make = move |stream| Request::Exec {
+        stream,
+        process,
+        container,
+    };
+    run_stream(conn, shared, "exec", wants_tty, detach, fds, make)
+}
+
+/// A request that runs something on a stream of its own (an exec, a
+/// forwarded connection) with the caller's stdin, stdout and stderr (the
+/// fds of the request): replies `Ok` once it runs, then, unless detached,
+/// `Exited` when it ends. The caller hanging up first ends it.
+fn run_stream(
+    conn: &UnixStream,
+    shared: &Arc<Shared>,
+    what: &str,
+    wants_tty: bool,
+    detach: bool,
+    fds: Vec<OwnedFd>,
+    make: impl FnOnce(u32) -> Request,
+) {
     let reply = |r: &control::Reply| {
         let _ = control::write_reply(conn, r);
     };
     let Ok([stdin, stdout, stderr]) = <[OwnedFd; 3]>::try_from(fds) else {
         reply(&control::Reply::Error {
-            message: "exec: the caller's stdin, stdout and stderr must come with the request".into(),
+            message: format!("{what}: the caller's stdin, stdout and stderr must come with the request"),
         });
         return;
     };
@@ -891,7 +921,6 @@ fn exec(
     let (done_tx, done_rx) = mpsc::channel();
     let stdout = File::from(stdout);
     // With a terminal, its size is followed from the host's end.
-    let wants_tty = process.get("terminal").and_then(|t| t.as_bool()) == Some(true);
     let terminal = if wants_tty && pty::size(&stdout).is_ok() {
         stdout.try_clone().ok()
     } else {
@@ -905,11 +934,7 @@ fn exec(
             done: done_tx,
         },
     );
-    let r = answer(shared.request(&Request::Exec {
-        stream,
-        process,
-        container,
-    }));
+    let r = answer(shared.request(&make(stream)));
     if r != control::Reply::Ok {
         shared.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
         reply(&r);
