@@ -694,6 +694,10 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
             Ok(_) | Err(_) if Instant::now() < deadline && state::start_time(r.pid).is_some() => {
                 std::thread::sleep(Duration::from_micros(200))
             }
+            // Between that read and the liveness check the init may have
+            // taken the signal, run a short program and exited: its byte is
+            // then waiting in the fifo.
+            _ if matches!(f.read(&mut b), Ok(1)) => break,
             _ => return Err(Error::Init("did not take the start signal".into())),
         }
     }
