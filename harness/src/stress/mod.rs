@@ -3,5 +3,6 @@
 //! runtime killed mid-operation, racing verbs, a full disk, a bundle removed,
 //! each followed by the checks that nothing is left and the root still works).
 
+pub mod faults;
 pub mod leaks;
 pub mod run;
