@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
+use harness::results::Status;
 
 /// The groups the fault runs are limited to, to keep them quick.
 const GROUPS: &str = "lifecycle,state,create,kill,delete";
@@ -246,7 +247,8 @@ fn fault_suite_passes_against_native() {
     let (run, r) = faults_json("native", &[]);
     assert_eq!(failed_ids(&r), Vec::<String>::new(), "{}", run.stdout);
     assert_eq!(run.code, 0);
-    assert_eq!(r.summary.skipped, 0);
+    // A case skips only when its kill came after the verb had ended, three
+    // times; every group must have had faults that landed.
     for g in [
         "sigkill_create",
         "sigkill_start",
@@ -256,7 +258,11 @@ fn fault_suite_passes_against_native() {
         "root_disk_full",
         "bundle_removed",
     ] {
-        assert!(r.cases.iter().any(|c| c.group == g), "group {g} ran");
+        assert!(
+            r.cases.iter().any(|c| c.group == g && c.status == Status::Passed),
+            "no fault of {g} landed: {}",
+            run.stdout
+        );
     }
 }
 
