@@ -20,6 +20,7 @@ pub mod runner;
 pub mod runtime;
 pub mod seccomp_agent;
 pub mod stats;
+pub mod stress;
 pub mod unix;
 
 /// Where the probe binary is: `$HARNESS_PROBE`, else beside the harness

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
+use harness::results::Status;
 
 /// The groups the fault runs are limited to, to keep them quick.
 const GROUPS: &str = "lifecycle,state,create,kill,delete";
@@ -199,4 +200,110 @@ fn hanging_create_times_out_and_leaves_nothing() {
         String::from_utf8_lossy(&procs.stdout)
     );
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+}
+
+// `harness faults`: the fault suite itself, against the bundled runtime.
+
+/// The bundled native runtime, built beside the harness.
+fn native() -> Option<PathBuf> {
+    let p = Path::new(HARNESS).parent()?.join("native");
+    p.is_file().then_some(p)
+}
+
+fn faults_json(runtime: &str, extra: &[&str]) -> (Run, harness::results::Results) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("faults.json");
+    let out_s = out.display().to_string();
+    let mut args = vec!["faults", "--runtime", runtime, "--format", "json", "--output", &out_s];
+    args.extend_from_slice(extra);
+    let run = harness(&args);
+    assert!(
+        run.code == 0 || run.code == 1,
+        "faults exited {}: {}",
+        run.code,
+        run.stderr
+    );
+    let text = std::fs::read_to_string(&out).expect("results written");
+    (run, serde_json::from_str(&text).expect("results parse"))
+}
+
+fn skip_unless_native() -> bool {
+    if !is_root() {
+        eprintln!("skipping: the fault suite runs containers, which needs root");
+        return true;
+    }
+    if native().is_none() {
+        eprintln!("skipping: the native runtime is not built beside the harness (cargo build --workspace)");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn fault_suite_passes_against_native() {
+    if skip_unless_native() {
+        return;
+    }
+    let (run, r) = faults_json("native", &[]);
+    assert_eq!(failed_ids(&r), Vec::<String>::new(), "{}", run.stdout);
+    assert_eq!(run.code, 0);
+    // A case skips only when its kill came after the verb had ended, three
+    // times; every group must have had faults that landed.
+    for g in [
+        "sigkill_create",
+        "sigkill_start",
+        "sigkill_delete",
+        "delete_races_start",
+        "kill_gone",
+        "root_disk_full",
+        "bundle_removed",
+    ] {
+        assert!(
+            r.cases.iter().any(|c| c.group == g && c.status == Status::Passed),
+            "no fault of {g} landed: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn fault_suite_catches_a_runtime_that_leaves_things_behind() {
+    if skip_unless_native() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    // Wraps native; `delete --force` leaves a directory in --root and a
+    // process carrying the case's marker (inherited from its environment).
+    let body = format!(
+        r#"#!/bin/bash
+root=""; prev=""; force=""
+for a in "$@"; do
+  [ "$prev" = --root ] && root="$a"
+  [ "$a" = --force ] && force=1
+  prev="$a"
+done
+if [ -n "$force" ]; then
+  {native} "$@"; rc=$?
+  mkdir -p "$root/left-${{@: -1}}"
+  setsid sleep 300 </dev/null >/dev/null 2>&1 &
+  exit $rc
+fi
+exec {native} "$@"
+"#,
+        native = native().unwrap().display()
+    );
+    let rt = script(t.path(), "leaky", &body);
+    let (run, r) = faults_json(rt.to_str().unwrap(), &["--only", "kill_gone::stopped,bundle_removed"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(r.cases.len(), 2);
+    for c in &r.cases {
+        let f = c.failure.as_ref().unwrap_or_else(|| panic!("{} passed", c.id));
+        assert_eq!(f.clause, "runtime.delete.remove-resources", "{}", c.message);
+        assert!(
+            f.observed.contains("state ") && f.observed.contains("process "),
+            "{}: {}",
+            c.id,
+            f.observed
+        );
+    }
 }

@@ -5,9 +5,11 @@ mod bench;
 mod clauses;
 mod conform;
 mod cri;
+mod faults;
 mod gate;
 mod list;
 mod report;
+mod stress;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -34,6 +36,10 @@ enum Command {
     Cri(cri::Args),
     /// Measure start latency, density and isolation overhead across runtimes.
     Bench(bench::Args),
+    /// Many container lifecycles in parallel: throughput, latency, errors and leaks.
+    Stress(stress::Args),
+    /// Inject faults (SIGKILL mid-verb, races, a full disk, a removed bundle) and check the cleanup.
+    Faults(faults::Args),
     /// Render results files as a Markdown report and an HTML page with charts.
     Report(report::Args),
     /// Pass or fail a CI run against a baseline: new failures, significant regressions.
@@ -56,6 +62,8 @@ pub fn main() -> i32 {
         Command::Conform(a) => conform::run(a),
         Command::Cri(a) => cri::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Stress(a) => stress::run(a),
+        Command::Faults(a) => faults::run(a),
         Command::Report(a) => report::run(a),
         Command::Gate(a) => gate::run(a),
         Command::List(a) => list::run(a),

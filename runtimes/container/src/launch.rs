@@ -170,6 +170,53 @@ impl Drop for Rollback<'_> {
     }
 }
 
+/// What `create` has made outside the state directory so far, written
+/// (`intent.json`) before it makes it: a `create` killed half-way leaves a
+/// directory without `state.json`, and `delete --force` undoes the rest
+/// from this (runtime.md: delete MUST remove what create made).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    /// The `create` process and its start time: while it lives the
+    /// container is being created, not abandoned.
+    creator: i32,
+    creator_start: u64,
+    cgroup_paths: Vec<PathBuf>,
+    /// The init, once cloned, and its start time.
+    pid: i32,
+    pid_start: u64,
+}
+
+const INTENT: &str = "intent.json";
+
+/// `delete --force` of a container whose state directory has no state file:
+/// what a `create` or `delete` killed half-way left. Kills the init and what
+/// is in its cgroups, removes them and the directory. `Ok(false)` when there
+/// is no such directory; an error while its creator still runs.
+pub fn delete_abandoned(store: &Store, id: &str) -> Result<bool> {
+    if !store.has_dir(id) {
+        return Ok(false);
+    }
+    let intent: Intent = store.load_file(id, INTENT).unwrap_or_default();
+    if intent.creator > 0 && state::start_time(intent.creator) == Some(intent.creator_start) {
+        return Err(Error::Init(format!(
+            "container {id:?} is being created (by pid {}): cannot delete it yet",
+            intent.creator
+        )));
+    }
+    let mut pids = pids_in(&intent.cgroup_paths);
+    if intent.pid > 0 && state::start_time(intent.pid) == Some(intent.pid_start) {
+        pids.push(intent.pid);
+    }
+    for &pid in &pids {
+        // SAFETY: plain kill(2) on the container's processes (its cgroups'
+        // members, and the init identified by pid and start time).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    remove_dirs(&intent.cgroup_paths);
+    store.remove(id)?;
+    Ok(true)
+}
+
 /// `create`: returns the record of a container whose init waits for start,
 /// and warnings for the caller to log (config.md: what cannot be applied is
 /// logged, not silently dropped).
@@ -201,8 +248,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
     let own = cgroups::ProcCgroup::parse(&own_text);
     let cg_path = linux.cgroups_path().as_ref().map(|p| p.display().to_string());
     let cg = cgroups::Manager::new(cgroups::Layout::detect()?, cg_path.as_deref(), &opts.id, &own)?;
+    let me = std::process::id() as i32;
+    let mut intent = Intent {
+        creator: me,
+        creator_start: state::start_time(me).unwrap_or(0),
+        cgroup_paths: cg.paths(),
+        ..Intent::default()
+    };
+    store.save_file(&opts.id, INTENT, &intent)?;
     cg.create()?;
     rb.cgroup_dirs = cgroup_dirs(&cg);
+    intent.cgroup_paths = rb.cgroup_dirs.clone();
+    store.save_file(&opts.id, INTENT, &intent)?;
     let fifo = store.fifo(&opts.id);
     mkfifo(&fifo)?;
     // In a user namespace the init is "root" only inside it: the fifo must
@@ -281,6 +338,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<(Record, Vec<String
     // supervisor's sign that the container is gone.
     drop(supervisor);
     rb.pid = Some(pid);
+    intent.pid = pid;
+    intent.pid_start = state::start_time(pid).unwrap_or(0);
+    store.save_file(&opts.id, INTENT, &intent)?;
     cg.add_process(pid)?;
     if plan.creates(LinuxNamespaceType::User) {
         namespaces::write_mappings(
@@ -694,6 +754,10 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
             Ok(_) | Err(_) if Instant::now() < deadline && state::start_time(r.pid).is_some() => {
                 std::thread::sleep(Duration::from_micros(200))
             }
+            // Between that read and the liveness check the init may have
+            // taken the signal, run a short program and exited: its byte is
+            // then waiting in the fifo.
+            _ if matches!(f.read(&mut b), Ok(1)) => break,
             _ => return Err(Error::Init("did not take the start signal".into())),
         }
     }

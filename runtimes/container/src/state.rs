@@ -209,6 +209,28 @@ impl Store {
         serde_json::from_slice(&text).map_err(|e| self.io(id, &path, e))
     }
 
+    /// Writes `name` (a file beside `state.json`) atomically.
+    pub fn save_file<T: Serialize>(&self, id: &str, name: &str, r: &T) -> Result<()> {
+        let path = self.dir(id).join(name);
+        let tmp = self.dir(id).join(format!("{name}.tmp"));
+        let text = serde_json::to_vec(r).map_err(|e| self.io(id, &tmp, e))?;
+        std::fs::write(&tmp, text).map_err(|e| self.io(id, &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| self.io(id, &path, e))
+    }
+
+    /// Reads `name` beside `state.json`; `None` when absent or unreadable
+    /// (a half-written file of a killed runtime).
+    pub fn load_file<T: serde::de::DeserializeOwned>(&self, id: &str, name: &str) -> Option<T> {
+        check_id(id).ok()?;
+        let text = std::fs::read(self.dir(id).join(name)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Whether `id`'s state directory exists, state file or not.
+    pub fn has_dir(&self, id: &str) -> bool {
+        check_id(id).is_ok() && self.dir(id).is_dir()
+    }
+
     /// Removes the container's directory.
     pub fn remove(&self, id: &str) -> Result<()> {
         let d = self.dir(id);

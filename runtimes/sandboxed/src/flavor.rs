@@ -195,8 +195,9 @@ impl native::Flavor for Sandboxed {
         let socket = socket_path(store, &opts.id);
         let filter = mediation_filter(&crate::policy::mediated_syscalls(), &socket)?;
         let exe = std::env::current_exe().context("finding this binary for the supervisor")?;
-        let pid = start_supervisor(&exe, &socket, opts)?;
-        std::fs::write(pid_path(store, &opts.id), pid.to_string()).context("recording the supervisor's pid")?;
+        // The supervisor records its pid itself, before it says it is ready
+        // (so a full disk under --root fails it, not a leak later).
+        start_supervisor(&exe, &socket, opts)?;
         opts.mediation = Some(Mediation { filter, socket });
         Ok(())
     }
@@ -216,6 +217,8 @@ impl native::Flavor for Sandboxed {
         // With the container gone its supervisor hangs up by itself; give it
         // a moment, then make sure.
         stop_supervisor(store, id, Duration::from_secs(1));
+        // Normally gone since `created`; still here after a killed create.
+        let _ = std::fs::remove_file(socket_path(store, id));
     }
 
     fn features(&self, mut doc: serde_json::Value) -> serde_json::Value {

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -61,6 +62,13 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
 fn run(args: &[String]) -> anyhow::Result<()> {
     let a = parse(args)?;
     let socket = AgentSocket::bind(&a.socket)?;
+    // Our own pid first, before `create` hears we are ready: a `create`
+    // killed right after starting us leaves this for `delete --force`.
+    if let Some(p) = &a.pid_file {
+        std::fs::write(p, std::process::id().to_string())
+            .with_context(|| format!("recording the supervisor's pid in {}", p.display()))?;
+    }
+    let creator = std::os::unix::process::parent_id();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{READY}")?;
@@ -79,6 +87,17 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     // caller's umask applied already.
     // SAFETY: umask takes an integer and cannot fail.
     unsafe { libc::umask(0) };
+    // The init connects during `create`; if `create` dies first (we are
+    // re-parented) nobody will, and we must not wait for ever.
+    while !socket.pending(Duration::from_millis(100)) {
+        if std::os::unix::process::parent_id() != creator {
+            let _ = std::fs::remove_file(&a.socket);
+            if let Some(p) = &a.pid_file {
+                let _ = std::fs::remove_file(p);
+            }
+            bail!("`create` of {} ended before its container connected", a.id);
+        }
+    }
     let (listener, msg) = socket.accept(None)?;
     drop(socket);
     let annotations: HashMap<String, String> = msg.state.annotations.clone().into_iter().collect();

@@ -15,7 +15,11 @@ pub struct Args {
 
 pub fn run(store: &Store, a: Args, log: &Logger, flavor: &dyn Flavor) -> anyhow::Result<i32> {
     if a.force && matches!(store.load(&a.id), Err(container::state::Error::NotFound(_))) {
+        // What a create or delete killed half-way left goes too; then, as
         // runc: a forced delete of an unknown container is not an error.
+        container::launch::delete_abandoned(store, &a.id)?;
+        // The flavor's side (a supervisor) may exist with no directory yet.
+        flavor.deleted(store, &a.id);
         return Ok(0);
     }
     for w in container::launch::delete(store, &a.id, a.force)? {

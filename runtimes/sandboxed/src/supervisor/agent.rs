@@ -117,6 +117,18 @@ impl AgentSocket {
         &self.path
     }
 
+    /// Whether a connection is waiting, after up to `timeout`.
+    pub fn pending(&self, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd that lives across the call.
+        unsafe { libc::poll(&mut p, 1, ms) > 0 }
+    }
+
     /// Accepts one connection and receives the message and the listener fd;
     /// `timeout` bounds the wait for the connection and then for the message.
     /// Extra fds are closed.
