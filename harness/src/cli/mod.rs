@@ -5,6 +5,7 @@ mod bench;
 mod clauses;
 mod conform;
 mod cri;
+mod fuzz;
 mod gate;
 mod list;
 mod report;
@@ -34,6 +35,8 @@ enum Command {
     Cri(cri::Args),
     /// Measure start latency, density and isolation overhead across runtimes.
     Bench(bench::Args),
+    /// Generated configs checked against what they promise and across runtimes.
+    Fuzz(fuzz::Args),
     /// Render results files as a Markdown report and an HTML page with charts.
     Report(report::Args),
     /// Pass or fail a CI run against a baseline: new failures, significant regressions.
@@ -56,6 +59,7 @@ pub fn main() -> i32 {
         Command::Conform(a) => conform::run(a),
         Command::Cri(a) => cri::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Fuzz(a) => fuzz::run(a),
         Command::Report(a) => report::run(a),
         Command::Gate(a) => gate::run(a),
         Command::List(a) => list::run(a),
