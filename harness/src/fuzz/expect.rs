@@ -441,7 +441,9 @@ impl Expectation {
         let observed = match &self.check {
             Check::Uid => json!(r.ids.uid),
             Check::Gid => json!(r.ids.gid),
-            Check::Groups => json!(r.ids.groups),
+            // Listing a group twice is not forbidden, and setgroups(2) keeps
+            // duplicates: the promise is the set of groups.
+            Check::Groups => json!(dedup(&r.ids.groups)),
             Check::Cap(set) => {
                 let v = match *set {
                     "bounding" => r.caps.bounding,
@@ -544,6 +546,13 @@ impl Expectation {
     }
 }
 
+fn dedup(v: &[u32]) -> Vec<u32> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 fn normalize_ws(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -553,7 +562,9 @@ fn normalize_ws(s: &str) -> String {
 pub fn comparable(o: &Observation) -> BTreeMap<String, Value> {
     let r = &o.report;
     let mut m = BTreeMap::new();
-    m.insert("ids".into(), json!(r.ids));
+    let mut ids = r.ids.clone();
+    ids.groups = dedup(&ids.groups);
+    m.insert("ids".into(), json!(ids));
     m.insert("caps".into(), json!(r.caps));
     m.insert("no_new_privs".into(), json!(r.no_new_privs));
     m.insert("umask".into(), json!(r.umask));
@@ -858,6 +869,23 @@ mod tests {
         assert!(x.departure(&o).is_some(), "nosuid missing");
         o.report.mounts[0].options.push("nosuid".into());
         assert_eq!(x.departure(&o), None);
+    }
+
+    #[test]
+    fn groups_are_judged_as_a_set() {
+        let mut k = plain();
+        k.additional_gids = vec![100, 10, 100];
+        let c = k.config();
+        let x = expectations(&c)
+            .into_iter()
+            .find(|x| x.what == "process.user.additionalGids")
+            .unwrap();
+        assert_eq!(x.expected, json!([10, 100]));
+        let mut o = faithful(&c);
+        o.report.ids.groups = vec![10, 100, 100];
+        assert_eq!(x.departure(&o), None);
+        o.report.ids.groups = vec![10];
+        assert_eq!(x.departure(&o), Some(json!([10])));
     }
 
     #[test]
