@@ -403,27 +403,7 @@ impl Session {
                 (t.label.clone(), o, p)
             })
             .collect();
-        let mut findings: Vec<Finding> = Vec::new();
-        for (label, _, problems) in &runs {
-            for p in problems {
-                if let Some(f) = findings
-                    .iter_mut()
-                    .find(|f| f.kind == p.kind && f.what == p.what && f.clause == p.clause)
-                {
-                    f.runtimes.push(label.clone());
-                    f.observed.insert(label.clone(), p.observed.clone());
-                    continue;
-                }
-                findings.push(Finding {
-                    kind: p.kind.to_string(),
-                    clause: p.clause.clone(),
-                    what: p.what.clone(),
-                    expected: p.expected.clone(),
-                    observed: BTreeMap::from([(label.clone(), p.observed.clone())]),
-                    runtimes: vec![label.clone()],
-                });
-            }
-        }
+        let mut findings = merge(runs.iter().map(|(l, _, p)| (l, p.as_slice())));
         // Differences between runtimes, judged only where every runtime met
         // every expectation: otherwise the departure already says it.
         let seen: Vec<(&String, BTreeMap<String, Value>)> = runs
@@ -451,6 +431,41 @@ impl Session {
         }
         findings
     }
+}
+
+/// One finding per problem shared by runtimes (same kind, clause and
+/// subject), listing each runtime once with what it showed.
+fn merge<'a>(runs: impl Iterator<Item = (&'a String, &'a [Problem])>) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    for (label, problems) in runs {
+        for p in problems {
+            if let Some(f) = findings
+                .iter_mut()
+                .find(|f| f.kind == p.kind && f.what == p.what && f.clause == p.clause)
+            {
+                // One runtime may leave several things of a kind: its
+                // observations are collected in a list.
+                match f.observed.get_mut(label) {
+                    Some(Value::Array(seen)) => seen.push(p.observed.clone()),
+                    Some(first) => *first = json!([first.clone(), p.observed.clone()]),
+                    None => {
+                        f.runtimes.push(label.clone());
+                        f.observed.insert(label.clone(), p.observed.clone());
+                    }
+                }
+                continue;
+            }
+            findings.push(Finding {
+                kind: p.kind.to_string(),
+                clause: p.clause.clone(),
+                what: p.what.clone(),
+                expected: p.expected.clone(),
+                observed: BTreeMap::from([(label.clone(), p.observed.clone())]),
+                runtimes: vec![label.clone()],
+            });
+        }
+    }
+    findings
 }
 
 fn run_invalid(ctx: &mut Ctx, config: Value, m: gen::Mutation) -> Vec<Problem> {
@@ -841,6 +856,29 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.iter().filter(|c| c.mutation().is_some()).count(), 3);
+    }
+
+    fn problem(what: &str, observed: &str) -> Problem {
+        Problem {
+            kind: "leak",
+            clause: "runtime.delete.remove-resources".into(),
+            what: what.into(),
+            expected: json!("nothing"),
+            observed: json!(observed),
+        }
+    }
+
+    #[test]
+    fn problems_merge_per_subject_naming_each_runtime_once() {
+        let (a, b) = ("runc".to_string(), "crun".to_string());
+        let pa = vec![problem("leak cgroup", "/x"), problem("leak cgroup", "/y")];
+        let pb = vec![problem("leak cgroup", "/z"), problem("leak mount", "/m")];
+        let f = merge([(&a, pa.as_slice()), (&b, pb.as_slice())].into_iter());
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].runtimes, ["runc", "crun"]);
+        assert_eq!(f[0].observed["runc"], json!(["/x", "/y"]));
+        assert_eq!(f[0].observed["crun"], json!("/z"));
+        assert_eq!(f[1].runtimes, ["crun"]);
     }
 
     #[test]
