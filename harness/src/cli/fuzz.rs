@@ -107,6 +107,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         shrink_runs: a.shrink_runs,
         invalid_every: 5,
         command: std::env::args().collect(),
+        replay_flags: if a.hybrid_as_v1 {
+            vec!["--hybrid-as-v1".to_string()]
+        } else {
+            Vec::new()
+        },
     };
     harness::runner::install_interrupt_handler();
     if let Some(dir) = &a.replay {

@@ -64,6 +64,8 @@ pub struct Options {
     /// Every n-th case is an invalid config (0: none).
     pub invalid_every: usize,
     pub command: Vec<String>,
+    /// Flags a replay needs as well (`--hybrid-as-v1`).
+    pub replay_flags: Vec<String>,
 }
 
 /// Something a runtime did wrong on one config.
@@ -596,8 +598,13 @@ fn shrink_on(f: &Finding) -> Vec<String> {
     }
 }
 
-fn replay_command(dir: &Path, targets: &[Target], labels: &[String]) -> String {
+fn replay_command(dir: &Path, opts: &Options, labels: &[String]) -> String {
+    let targets = &opts.targets;
     let mut cmd = format!("harness fuzz --replay {}", dir.display());
+    for f in &opts.replay_flags {
+        cmd.push(' ');
+        cmd.push_str(f);
+    }
     for t in targets.iter().filter(|t| labels.contains(&t.label)) {
         let mut spec = t.runtime.path.display().to_string();
         for a in &t.runtime.global_args {
@@ -706,7 +713,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Summary, Error> {
                 (None, 0)
             };
             let (case, finding) = shrunk.unwrap_or_else(|| (cases[i].clone(), f.clone()));
-            let replay = replay_command(&dir, &opts.targets, &finding.runtimes);
+            let replay = replay_command(&dir, opts, &finding.runtimes);
             let meta = ReproducerMeta {
                 schema: SCHEMA,
                 seed: opts.seed,
@@ -849,6 +856,7 @@ mod tests {
             shrink_runs: 0,
             invalid_every: 4,
             command: vec![],
+            replay_flags: vec![],
         };
         let a: Vec<Case> = draw(&opts(1)).iter().map(|t| t.current()).collect();
         let b: Vec<Case> = draw(&opts(1)).iter().map(|t| t.current()).collect();
