@@ -411,6 +411,37 @@ pub fn expectations(c: &Value) -> Vec<Expectation> {
     out
 }
 
+/// A runtime's features annotation saying it always sets no_new_privs.
+pub const FORCES_NNP: &str = "org.ociharness.sandbox.no-new-privileges";
+/// A runtime's features annotation saying a seccomp filter is always there.
+pub const FORCES_SECCOMP: &str = "org.ociharness.sandbox.seccomp-filter";
+
+/// The config as a runtime that declares changes by design (`declared`:
+/// the annotation keys of its features) runs it: with no_new_privs forced,
+/// the process runs as if the config asked for it.
+pub fn as_declared(config: &Value, declared: &[String]) -> Value {
+    let mut c = config.clone();
+    if declared.iter().any(|d| d == FORCES_NNP) {
+        c["process"]["noNewPrivileges"] = json!(true);
+    }
+    c
+}
+
+/// Parts of `comparable` that differ by design when any runtime of the run
+/// declares what `declared` holds.
+pub fn by_design(config: &Value, declared: &[String]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if declared.iter().any(|d| d == FORCES_SECCOMP) {
+        out.push("seccomp_mode");
+    }
+    let nnp = config["process"]["noNewPrivileges"].as_bool() == Some(true);
+    if !nnp && declared.iter().any(|d| d == FORCES_NNP) {
+        // no_new_privs also changes what root keeps across execve.
+        out.extend(["no_new_privs", "caps"]);
+    }
+    out
+}
+
 /// The report items (paths, sysctls) the probe must be asked for.
 pub fn items(exps: &[Expectation]) -> Vec<String> {
     let mut v: Vec<String> = exps
@@ -869,6 +900,23 @@ mod tests {
         assert!(x.departure(&o).is_some(), "nosuid missing");
         o.report.mounts[0].options.push("nosuid".into());
         assert_eq!(x.departure(&o), None);
+    }
+
+    #[test]
+    fn a_declared_no_new_privs_is_expected_and_excused_from_comparison() {
+        let mut k = plain();
+        k.caps = [0b11, 0b01, 0b01, 0, 0];
+        let c = k.config();
+        let declared = vec![FORCES_NNP.to_string()];
+        let x = expectations(&as_declared(&c, &declared));
+        let nnp = x.iter().find(|x| x.what == "process.noNewPrivileges").unwrap();
+        assert_eq!(nnp.expected, json!(true));
+        let perm = x.iter().find(|x| x.what == "process.capabilities.permitted").unwrap();
+        assert_eq!(perm.expected, json!(format!("{:#x}", 1u64 << CAP_POOL[0].1)));
+        assert_eq!(by_design(&c, &declared), ["no_new_privs", "caps"]);
+        assert!(by_design(&c, &[]).is_empty());
+        assert_eq!(as_declared(&c, &[]), c);
+        assert_eq!(by_design(&c, &[FORCES_SECCOMP.to_string()]), ["seccomp_mode"]);
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct RuntimeSummary {
     /// Cases this runtime came through with no finding of its own.
     pub passed: usize,
     pub findings: usize,
+    /// Its features annotations: changes by design the run allowed for.
+    pub declared: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +152,8 @@ pub struct ReproducerMeta {
 struct Session {
     shared: Arc<Shared>,
     targets: Vec<Target>,
+    /// Each target's features annotations (what it changes by design).
+    declared: BTreeMap<String, Vec<String>>,
     work: PathBuf,
     token: String,
     seq: AtomicUsize,
@@ -240,8 +244,22 @@ impl Session {
             timeout: opts.timeout,
             host_name: crate::cleanup::host_name(),
         });
+        let declared = opts
+            .targets
+            .iter()
+            .map(|t| {
+                let f = crate::runner::features(&t.runtime, &work.join(format!("features-{}", t.label)));
+                let keys = f
+                    .as_ref()
+                    .and_then(|f| f["annotations"].as_object())
+                    .map(|a| a.keys().cloned().collect())
+                    .unwrap_or_default();
+                (t.label.clone(), keys)
+            })
+            .collect();
         Ok(Session {
             shared,
+            declared,
             targets: opts.targets.clone(),
             work,
             token,
@@ -284,7 +302,10 @@ impl Session {
         );
         let config = instantiate(&case.config(), &self.shared.probe, &dir.join("work"));
         let (obs, mut problems) = match case.mutation() {
-            None => self.run_valid(&mut ctx, config, &prefix, &dir),
+            None => {
+                let declared = self.declared.get(&target.label).map(Vec::as_slice).unwrap_or(&[]);
+                self.run_valid(&mut ctx, config, declared, &prefix, &dir)
+            }
             Some(m) => (None, run_invalid(&mut ctx, config, m)),
         };
         let leak_clause = if case.mutation().is_some() {
@@ -309,10 +330,11 @@ impl Session {
         &self,
         ctx: &mut Ctx,
         mut config: Value,
+        declared: &[String],
         prefix: &str,
         dir: &Path,
     ) -> (Option<Observation>, Vec<Problem>) {
-        let exps = expect::expectations(&config);
+        let exps = expect::expectations(&expect::as_declared(&config, declared));
         let mut args = vec![json!(crate::bundle::PROBE), json!("report")];
         args.extend(expect::items(&exps).into_iter().map(Value::from));
         config["process"]["args"] = json!(args);
@@ -412,8 +434,15 @@ impl Session {
             .iter()
             .filter_map(|(l, o, _)| o.as_ref().map(|o| (l, expect::comparable(o))))
             .collect();
+        let declared: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| only.is_empty() || only.contains(&t.label))
+            .flat_map(|t| self.declared.get(&t.label).cloned().unwrap_or_default())
+            .collect();
+        let excused = expect::by_design(&case.config(), &declared);
         if findings.iter().all(|f| f.kind != "departure") && seen.len() > 1 {
-            for key in seen[0].1.keys() {
+            for key in seen[0].1.keys().filter(|k| !excused.contains(&k.as_str())) {
                 let first = &seen[0].1[key];
                 if seen.iter().all(|(_, m)| m.get(key) == Some(first)) {
                     continue;
@@ -682,6 +711,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Summary, Error> {
             version: t.runtime.version(),
             passed: 0,
             findings: 0,
+            declared: session.declared.get(&t.label).cloned().unwrap_or_default(),
         })
         .collect();
     for fs in &per_case {
