@@ -427,12 +427,32 @@ pub fn as_declared(config: &Value, declared: &[String]) -> Value {
     c
 }
 
+/// A runtime's features annotation: its cgroups are not the host's.
+pub const HOST_CGROUP: &str = "org.ociharness.by-design.host-cgroup";
+/// A runtime's features annotation: namespaces not listed are not the runtime's.
+pub const HOST_NAMESPACES: &str = "org.ociharness.by-design.host-namespaces";
+
+/// Whether `x` can be checked on a runtime that declares `declared`: the
+/// cgroup files seen from the host, and namespaces shared with the host,
+/// cannot be for a runtime that declares them elsewhere (a VM's guest).
+pub fn applies(x: &Expectation, declared: &[String]) -> bool {
+    let says = |a: &str| declared.iter().any(|d| d == a);
+    match x.check {
+        Check::Cgroup(_) => !says(HOST_CGROUP),
+        Check::NsShared(_) => !says(HOST_NAMESPACES),
+        _ => true,
+    }
+}
+
 /// Parts of `comparable` that differ by design when any runtime of the run
 /// declares what `declared` holds.
 pub fn by_design(config: &Value, declared: &[String]) -> Vec<&'static str> {
     let mut out = Vec::new();
     if declared.iter().any(|d| d == FORCES_SECCOMP) {
         out.push("seccomp_mode");
+    }
+    if declared.iter().any(|d| d == HOST_CGROUP) {
+        out.push("cgroup");
     }
     let nnp = config["process"]["noNewPrivileges"].as_bool() == Some(true);
     if !nnp && declared.iter().any(|d| d == FORCES_NNP) {
@@ -589,8 +609,10 @@ fn normalize_ws(s: &str) -> String {
 }
 
 /// The parts of a report that must agree between runtimes given the same
-/// config (pids, inode numbers and mount ids are per run).
-pub fn comparable(o: &Observation) -> BTreeMap<String, Value> {
+/// config `c`: what the config sets (pids, inode numbers and mount ids are
+/// per run, and what it leaves unset, such as rlimits it does not list or
+/// the hostname, is the runtime's environment, not a promise).
+pub fn comparable(o: &Observation, c: &Value) -> BTreeMap<String, Value> {
     let r = &o.report;
     let mut m = BTreeMap::new();
     let mut ids = r.ids.clone();
@@ -599,9 +621,21 @@ pub fn comparable(o: &Observation) -> BTreeMap<String, Value> {
     m.insert("caps".into(), json!(r.caps));
     m.insert("no_new_privs".into(), json!(r.no_new_privs));
     m.insert("umask".into(), json!(r.umask));
-    m.insert("rlimits".into(), json!(r.rlimits));
-    m.insert("hostname".into(), json!(r.hostname));
-    m.insert("domainname".into(), json!(r.domainname));
+    let listed: Vec<&str> = c["process"]["rlimits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["type"].as_str())
+        .collect();
+    let rlimits: BTreeMap<&String, &probe::report::Rlimit> =
+        r.rlimits.iter().filter(|(k, _)| listed.contains(&k.as_str())).collect();
+    m.insert("rlimits".into(), json!(rlimits));
+    if c.get("hostname").is_some() {
+        m.insert("hostname".into(), json!(r.hostname));
+    }
+    if c.get("domainname").is_some() {
+        m.insert("domainname".into(), json!(r.domainname));
+    }
     m.insert("oom_score_adj".into(), json!(r.oom_score_adj));
     m.insert("cwd".into(), json!(r.cwd));
     let mut env: Vec<&String> = r
@@ -613,13 +647,26 @@ pub fn comparable(o: &Observation) -> BTreeMap<String, Value> {
     m.insert("env".into(), json!(env));
     m.insert("seccomp_mode".into(), json!(r.seccomp_mode));
     m.insert("sysctls".into(), json!(r.sysctls));
+    // A bind mount's type is its source's filesystem, which is the host's.
+    let binds: Vec<&str> = c["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["type"] == "bind")
+        .filter_map(|x| x["destination"].as_str())
+        .collect();
     let fuzz_mounts: BTreeMap<&str, (&str, Vec<&String>)> = r
         .mounts
         .iter()
         .filter(|x| x.mount_point.starts_with("/fuzz/"))
         .map(|x| {
             let flags = x.options.iter().filter(|f| !f.contains("time")).collect();
-            (x.mount_point.as_str(), (x.fs_type.as_str(), flags))
+            let fs_type = if binds.contains(&x.mount_point.as_str()) {
+                "bind"
+            } else {
+                x.fs_type.as_str()
+            };
+            (x.mount_point.as_str(), (fs_type, flags))
         })
         .collect();
     m.insert("mounts".into(), json!(fuzz_mounts));
@@ -920,6 +967,26 @@ mod tests {
     }
 
     #[test]
+    fn host_side_checks_do_not_apply_to_a_runtime_that_declares_them_elsewhere() {
+        let mut k = plain();
+        k.ns = [false, true, true, true, false];
+        k.memory_mib = Some(64);
+        let x = expectations(&k.config());
+        let vm = vec![HOST_CGROUP.to_string(), HOST_NAMESPACES.to_string()];
+        let kept: Vec<&str> = x.iter().filter(|x| applies(x, &vm)).map(|x| x.what.as_str()).collect();
+        assert!(
+            !kept.contains(&"cgroup memory.limit") && !kept.contains(&"namespace pid"),
+            "{kept:?}"
+        );
+        assert!(
+            kept.contains(&"namespace network") && kept.contains(&"process.user.uid"),
+            "{kept:?}"
+        );
+        assert!(x.iter().all(|x| applies(x, &[])));
+        assert!(by_design(&k.config(), &vm).contains(&"cgroup"));
+    }
+
+    #[test]
     fn groups_are_judged_as_a_set() {
         let mut k = plain();
         k.additional_gids = vec![100, 10, 100];
@@ -952,13 +1019,42 @@ mod tests {
 
     #[test]
     fn comparable_parts_ignore_per_run_numbers() {
-        let c = plain().config();
-        let a = faithful(&c);
+        let mut k = plain();
+        k.rlimits = vec![(0, 1, 3)];
+        k.bind = Some((true, false));
+        let c = k.config();
+        let mut a = faithful(&c);
+        a.report.mounts.push(probe::report::MountInfo {
+            mount_point: "/fuzz/share".into(),
+            fs_type: "ext4".into(),
+            options: vec!["ro".into()],
+            ..Default::default()
+        });
         let mut b = a.clone();
         b.report.pid = 77;
         b.report.namespaces.insert("pid".into(), 12345);
-        assert_eq!(comparable(&a), comparable(&b));
-        b.report.umask = 0o077;
-        assert_ne!(comparable(&a), comparable(&b));
+        b.report.hostname = "elsewhere".into();
+        b.report.mounts.last_mut().unwrap().fs_type = "xfs".into();
+        let unlisted = probe::report::Rlimit {
+            soft: Some(1),
+            hard: Some(2),
+        };
+        b.report.rlimits.insert("RLIMIT_CPU".into(), unlisted);
+        assert_eq!(
+            comparable(&a, &c),
+            comparable(&b, &c),
+            "only what the config sets is compared"
+        );
+        b.report.rlimits.insert(
+            "RLIMIT_NOFILE".into(),
+            probe::report::Rlimit {
+                soft: Some(1),
+                hard: Some(2),
+            },
+        );
+        assert_ne!(comparable(&a, &c), comparable(&b, &c));
+        let mut d = a.clone();
+        d.report.umask = 0o077;
+        assert_ne!(comparable(&a, &c), comparable(&d, &c));
     }
 }

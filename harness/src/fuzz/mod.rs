@@ -334,7 +334,10 @@ impl Session {
         prefix: &str,
         dir: &Path,
     ) -> (Option<Observation>, Vec<Problem>) {
-        let exps = expect::expectations(&expect::as_declared(&config, declared));
+        let exps: Vec<Expectation> = expect::expectations(&expect::as_declared(&config, declared))
+            .into_iter()
+            .filter(|x| expect::applies(x, declared))
+            .collect();
         let mut args = vec![json!(crate::bundle::PROBE), json!("report")];
         args.extend(expect::items(&exps).into_iter().map(Value::from));
         config["process"]["args"] = json!(args);
@@ -418,6 +421,7 @@ impl Session {
     /// Runs `case` on the targets labelled in `only` (every target when
     /// empty) and turns what they did into findings.
     fn evaluate_on(&self, case: &Case, only: &[String]) -> Vec<Finding> {
+        let config = case.config();
         let runs: Vec<(String, Option<Observation>, Vec<Problem>)> = self
             .targets
             .iter()
@@ -432,7 +436,7 @@ impl Session {
         // every expectation: otherwise the departure already says it.
         let seen: Vec<(&String, BTreeMap<String, Value>)> = runs
             .iter()
-            .filter_map(|(l, o, _)| o.as_ref().map(|o| (l, expect::comparable(o))))
+            .filter_map(|(l, o, _)| o.as_ref().map(|o| (l, expect::comparable(o, &config))))
             .collect();
         let declared: Vec<String> = self
             .targets
@@ -440,7 +444,7 @@ impl Session {
             .filter(|t| only.is_empty() || only.contains(&t.label))
             .flat_map(|t| self.declared.get(&t.label).cloned().unwrap_or_default())
             .collect();
-        let excused = expect::by_design(&case.config(), &declared);
+        let excused = expect::by_design(&config, &declared);
         if findings.iter().all(|f| f.kind != "departure") && seen.len() > 1 {
             for key in seen[0].1.keys().filter(|k| !excused.contains(&k.as_str())) {
                 let first = &seen[0].1[key];
