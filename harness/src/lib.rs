@@ -8,6 +8,7 @@ pub mod cases;
 pub mod cleanup;
 pub mod cri;
 pub mod ctx;
+pub mod fuzz;
 pub mod gate;
 pub mod host;
 pub mod image;

@@ -6,6 +6,7 @@ mod clauses;
 mod conform;
 mod cri;
 mod faults;
+mod fuzz;
 mod gate;
 mod list;
 mod report;
@@ -40,6 +41,8 @@ enum Command {
     Stress(stress::Args),
     /// Inject faults (SIGKILL mid-verb, races, a full disk, a removed bundle) and check the cleanup.
     Faults(faults::Args),
+    /// Generated configs checked against what they promise and across runtimes.
+    Fuzz(fuzz::Args),
     /// Render results files as a Markdown report and an HTML page with charts.
     Report(report::Args),
     /// Pass or fail a CI run against a baseline: new failures, significant regressions.
@@ -64,6 +67,7 @@ pub fn main() -> i32 {
         Command::Bench(a) => bench::run(a),
         Command::Stress(a) => stress::run(a),
         Command::Faults(a) => faults::run(a),
+        Command::Fuzz(a) => fuzz::run(a),
         Command::Report(a) => report::run(a),
         Command::Gate(a) => gate::run(a),
         Command::List(a) => list::run(a),
