@@ -14,7 +14,7 @@ use common::*;
 use cri_api::v1 as api;
 use harness::bench::results::{BenchResults, Phase, Unit};
 use harness::cri::client::Client;
-use harness::cri::containerd::{Containerd, Options, CONTAINERD_BIN};
+use harness::cri::containerd::{cni_conflist, Containerd, Options, CONTAINERD_BIN};
 use harness::cri::ctx::RUN_LABEL;
 use harness::cri::registry::{self, LocalRegistry};
 
@@ -41,16 +41,35 @@ fn ensure_bins() {
 struct Ours {
     child: Child,
     endpoint: String,
+    /// Its own CNI bridge, removed on drop.
+    bridge: Option<String>,
 }
 
 impl Ours {
-    fn start(dir: &Path) -> Ours {
+    /// With `cni`, pods get the same CNI network as containerd's in the
+    /// run (bridge and host-local, on a bridge of their own), so both
+    /// servers' pod starts do the same network work.
+    fn start(dir: &Path, cni: bool) -> Ours {
         let socket = dir.join("cri.sock");
-        let child = Command::new(bin_dir().join("cri"))
-            .args(["serve", "--socket"])
+        let mut cmd = Command::new(bin_dir().join("cri"));
+        cmd.args(["serve", "--socket"])
             .arg(&socket)
             .arg("--root")
-            .arg(dir.join("root"))
+            .arg(dir.join("root"));
+        let bridge = cni.then(|| format!("ohb{:x}", std::process::id() & 0xfffff));
+        if let Some(b) = &bridge {
+            let net_d = dir.join("net.d");
+            std::fs::create_dir_all(&net_d).unwrap();
+            std::fs::write(net_d.join("10-pods.conflist"), cni_conflist(dir, b)).unwrap();
+            let config = dir.join("cri.toml");
+            std::fs::write(
+                &config,
+                format!("[cni]\nconf_dir = {:?}\n", net_d.display().to_string()),
+            )
+            .unwrap();
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             .stderr(std::fs::File::create(dir.join("cri.log")).unwrap())
             .spawn()
             .expect("starting cri serve");
@@ -62,6 +81,7 @@ impl Ours {
         Ours {
             child,
             endpoint: format!("unix://{}", socket.display()),
+            bridge,
         }
     }
 }
@@ -71,6 +91,9 @@ impl Drop for Ours {
         // SAFETY: kill() with our unreaped child's pid and a signal number.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+        if let Some(b) = &self.bridge {
+            let _ = Command::new("ip").args(["link", "del", b]).output();
+        }
     }
 }
 
@@ -175,7 +198,8 @@ fn ours_and_containerd_in_the_same_run_with_raw_samples() {
     let cd = Containerd::start(&dir.path().join("containerd"), &o, Duration::from_secs(30)).unwrap();
     let ours_dir = dir.path().join("ours");
     std::fs::create_dir_all(&ours_dir).unwrap();
-    let ours = Ours::start(&ours_dir);
+    let host_network = std::env::var_os("HARNESS_BENCH_CRI_HOST_NETWORK").is_some();
+    let ours = Ours::start(&ours_dir, !host_network);
     // HARNESS_BENCH_CRI_N sets the iterations, for a real run of the figures.
     let n = std::env::var("HARNESS_BENCH_CRI_N").unwrap_or_else(|_| "3".into());
     let out = dir.path().join("bench.json");
@@ -203,7 +227,7 @@ fn ours_and_containerd_in_the_same_run_with_raw_samples() {
         out.to_str().unwrap(),
     ];
     // HARNESS_BENCH_CRI_HOST_NETWORK=1: pods in the host's network (no CNI).
-    if std::env::var_os("HARNESS_BENCH_CRI_HOST_NETWORK").is_some() {
+    if host_network {
         args.push("--cri-host-network");
     }
     let run = harness(&args);
