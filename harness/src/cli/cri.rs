@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use harness::render::{self, Format};
-use harness::results::Status;
+use harness::render::Format;
 use harness::runner::Progress;
 
 #[derive(clap::Args)]
@@ -75,13 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         command: std::env::args().collect(),
     };
     let tty = super::stderr_is_tty();
-    let progress = move |p: Progress| {
-        let mark = if p.last.status == Status::Failed { "FAIL " } else { "" };
-        super::draw_progress(tty, p.done, p.total, &format!("{mark}{}", p.last.id));
-    };
+    let progress = move |p: Progress| super::case_progress(tty, p.done, p.total, p.last);
     let results = harness::cri::runner::run(&cases, &opts, &progress)?;
-    let text = render::render(&results, a.format);
-    let table = (a.format != Format::Table).then(|| render::table(&results));
-    super::emit(&text, a.output.as_deref(), table)?;
-    Ok(results.exit_code())
+    super::finish(&results, a.format, a.output.as_deref())
 }

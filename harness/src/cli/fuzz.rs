@@ -3,7 +3,6 @@
 //! reproducer again.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use harness::fuzz::{self, Options, Target};
@@ -40,21 +39,12 @@ pub struct Args {
     /// Seconds one runtime operation (or a container's run) may take.
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
-    /// The probe binary (default: beside the harness).
-    #[arg(long)]
-    probe: Option<PathBuf>,
-    /// Where run directories are made (default: the temp directory).
-    #[arg(long)]
-    workdir: Option<PathBuf>,
-    /// On a hybrid cgroup host, hide the cgroup2 mount (for crun 1.8).
-    #[arg(long)]
-    hybrid_as_v1: bool,
+    #[command(flatten)]
+    host: super::host::HostArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
-    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds, got {}", a.timeout);
-    }
+    let timeout = super::host::timeout(a.timeout)?;
     if a.jobs == Some(0) {
         bail!("--jobs must be at least 1, got 0");
     }
@@ -66,11 +56,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             bail!("--replay {}: no finding.json there", dir.display());
         }
     }
-    if a.hybrid_as_v1 {
-        // Before any thread exists: the mount namespace is per thread.
-        harness::host::hide_hybrid_cgroup2().context("--hybrid-as-v1: hiding the cgroup2 mount")?;
-    }
-    let timeout = Duration::from_secs_f64(a.timeout);
+    let host = a.host.prepare()?;
     let mut targets: Vec<Target> = Vec::new();
     for spec in &a.runtimes {
         let (label, binary, mut flags) = super::bench::parse_runtime(spec)?;
@@ -81,11 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         let runtime = Runtime::resolve(&binary, flags, timeout).with_context(|| format!("--runtime {spec:?}"))?;
         targets.push(Target { label, runtime });
     }
-    let probe = match a.probe {
-        Some(p) => p,
-        None => harness::find_probe()
-            .context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
-    };
+    let probe = host.probe.clone();
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -103,11 +85,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         output: a.output.clone(),
         timeout,
         probe,
-        workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
+        workdir: host.workdir.clone(),
         shrink_runs: a.shrink_runs,
         invalid_every: 5,
         command: std::env::args().collect(),
-        replay_flags: if a.hybrid_as_v1 {
+        replay_flags: if a.host.hybrid_as_v1 {
             vec!["--hybrid-as-v1".to_string()]
         } else {
             Vec::new()

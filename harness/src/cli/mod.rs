@@ -8,6 +8,7 @@ mod cri;
 mod faults;
 mod fuzz;
 mod gate;
+mod host;
 mod list;
 mod report;
 mod stress;
@@ -106,6 +107,29 @@ pub(crate) fn draw_progress(tty: bool, done: usize, total: usize, label: &str) {
 /// Whether the progress bar should be drawn.
 pub(crate) fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// Draws a finished case (marked when it failed) in the progress line.
+pub(crate) fn case_progress(tty: bool, done: usize, total: usize, last: &harness::results::CaseResult) {
+    let mark = if last.status == harness::results::Status::Failed {
+        "FAIL "
+    } else {
+        ""
+    };
+    draw_progress(tty, done, total, &format!("{mark}{}", last.id));
+}
+
+/// Renders case results in `format` to `output` (or stdout), the table
+/// beside another format, and gives the run's exit code.
+pub(crate) fn finish(
+    results: &harness::results::Results,
+    format: harness::render::Format,
+    output: Option<&Path>,
+) -> anyhow::Result<i32> {
+    let text = harness::render::render(results, format);
+    let table = (format != harness::render::Format::Table).then(|| harness::render::table(results));
+    emit(&text, output, table)?;
+    Ok(results.exit_code())
 }
 
 /// Writes a rendering to `output`, or to stdout. When a file gets a form

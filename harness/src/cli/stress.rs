@@ -38,15 +38,8 @@ pub struct Args {
     /// Seconds one runtime operation (or the probe's exit) may take.
     #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     timeout: f64,
-    /// The probe binary (default: beside the harness).
-    #[arg(long)]
-    probe: Option<PathBuf>,
-    /// Where bundles and the state root are made (default: the temp directory).
-    #[arg(long)]
-    workdir: Option<PathBuf>,
-    /// On a hybrid cgroup host, run without the cgroup2 mount (crun 1.8).
-    #[arg(long)]
-    hybrid_as_v1: bool,
+    #[command(flatten)]
+    host: super::host::HostArgs,
 }
 
 /// Parses `60s`, `2m`, `500ms`, `1.5` (seconds).
@@ -68,9 +61,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
-    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds, got {}", a.timeout);
-    }
+    let timeout = super::host::timeout(a.timeout)?;
     if a.parallel == 0 {
         bail!("--parallel must be at least 1, got 0");
     }
@@ -83,21 +74,13 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         ),
         None => Limit::Count(a.count.unwrap_or(1000)),
     };
-    if a.hybrid_as_v1 {
-        // Before any thread exists: the mount namespace is per thread.
-        harness::host::hide_hybrid_cgroup2().context("--hybrid-as-v1: hiding the cgroup2 mount")?;
-    }
-    let timeout = Duration::from_secs_f64(a.timeout);
+    let host = a.host.prepare()?;
     let runtime = Runtime::resolve(&a.runtime, a.runtime_args.clone(), timeout)?;
-    let probe = match a.probe {
-        Some(p) => p,
-        None => harness::find_probe()
-            .context("the probe binary is not beside the harness; build it with `cargo build` or pass --probe")?,
-    };
+    let probe = host.probe.clone();
     let opts = run::Options {
         parallel: a.parallel,
         limit,
-        workdir: a.workdir.unwrap_or_else(std::env::temp_dir),
+        workdir: host.workdir.clone(),
         timeout,
         command: std::env::args().collect(),
     };
