@@ -81,7 +81,8 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn unescape(s: &str) -> String {
+/// A mountinfo field with its octal escapes (`\040` for a space) undone.
+pub fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

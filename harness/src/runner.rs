@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::case::{Case, Need, Verdict};
 use crate::ctx::{Ctx, Shared};
 use crate::host::Host;
-use crate::results::{self, CaseResult, FailureDetail, Results, RuntimeInfo, Status};
+use crate::results::{self, CaseResult, FailureDetail, Results, Status};
 use crate::runtime::Runtime;
 
 /// The clause a leak is charged to: deleting a container must remove what
@@ -229,11 +229,7 @@ pub fn run(
     Ok(Results {
         schema: results::SCHEMA,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
-        runtime: RuntimeInfo {
-            path: runtime.path.display().to_string(),
-            version: runtime.version(),
-            args: runtime.global_args.clone(),
-        },
+        runtime: runtime.info(),
         host: serde_json::to_value(&shared.host).unwrap_or_default(),
         started_at,
         command: opts.command.clone(),

@@ -662,9 +662,11 @@ fn write_reproducer(dir: &Path, case: &Case, meta: &ReproducerMeta) -> std::io::
     std::fs::write(dir.join("finding.json"), serde_json::to_string_pretty(meta)?)?;
     // The script finds its directory itself: a reproducer can be moved
     // (into a published report) and still replay.
-    let here = meta
-        .replay
-        .replacen(&format!("--replay {}", dir.display()), "--replay \"$(dirname \"$0\")\"", 1);
+    let here = meta.replay.replacen(
+        &format!("--replay {}", dir.display()),
+        "--replay \"$(dirname \"$0\")\"",
+        1,
+    );
     let script = format!(
         "#!/bin/sh\n# {} [{}] {}: {}\n# config.json names host paths as {} (the probe, run as a hook) and {}\n# (a private directory the run makes); the harness fills them in.\nexec {}\n",
         meta.finding.kind,

@@ -56,6 +56,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// What the results say of this runtime: its path, version and flags.
+    pub fn info(&self) -> crate::results::RuntimeInfo {
+        crate::results::RuntimeInfo {
+            path: self.path.display().to_string(),
+            version: self.version(),
+            args: self.global_args.clone(),
+        }
+    }
+
     /// Resolves `spec` (a path, or a name looked up in `PATH`) and checks that
     /// it is an executable regular file.
     pub fn resolve(spec: &str, global_args: Vec<String>, timeout: Duration) -> Result<Runtime> {

@@ -21,7 +21,7 @@ use super::leaks::{self, Scope, Snapshot};
 use crate::bundle::{self, Bundle, SpecExt};
 use crate::case::{fail, Verdict};
 use crate::cleanup::MARKER;
-use crate::results::{self, CaseResult, Results, RuntimeInfo, Status};
+use crate::results::{self, CaseResult, Results, Status};
 use crate::runtime::{ContainerIo, CreateOpts, Driver, Output, Runtime, State};
 
 /// Charged when something is left after `delete --force`.
@@ -898,11 +898,7 @@ pub fn run(
     Ok(Results {
         schema: results::SCHEMA,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
-        runtime: RuntimeInfo {
-            path: runtime.path.display().to_string(),
-            version: runtime.version(),
-            args: runtime.global_args.clone(),
-        },
+        runtime: runtime.info(),
         host: serde_json::to_value(&*host).unwrap_or_default(),
         started_at,
         command: opts.command.clone(),

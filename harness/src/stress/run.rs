@@ -389,11 +389,7 @@ pub fn run(runtime: &Runtime, probe: &Path, opts: &Options, progress: &(dyn Fn(u
     Ok(Report {
         schema: SCHEMA,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
-        runtime: RuntimeInfo {
-            path: runtime.path.display().to_string(),
-            version: runtime.version(),
-            args: runtime.global_args.clone(),
-        },
+        runtime: runtime.info(),
         started_at,
         command: opts.command.clone(),
         parallel,
