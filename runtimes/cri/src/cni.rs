@@ -202,11 +202,20 @@ impl Network {
         conf
     }
 
-    /// ADD: attaches the network namespace at `netns` to the network.
+    /// ADD: attaches the network namespace at `netns` to the network. When
+    /// a plugin fails, DEL runs for the whole list (as the spec asks of a
+    /// runtime after a failed ADD), so what the earlier plugins took (an
+    /// address lease, a veth) is given back.
     pub fn add(&self, dirs: &[PathBuf], container_id: &str, netns: &Path, args: &str) -> Result<Attachment> {
         let mut prev: Option<Value> = None;
         for i in 0..self.plugins.len() {
-            let out = self.exec(dirs, "ADD", i, prev.as_ref(), container_id, Some(netns), args)?;
+            let out = match self.exec(dirs, "ADD", i, prev.as_ref(), container_id, Some(netns), args) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = self.del(dirs, container_id, Some(netns), args, &prev.unwrap_or_default());
+                    return Err(e);
+                }
+            };
             let r: Value = serde_json::from_slice(&out).map_err(|e| Error::Plugin {
                 plugin: Network::plugin_type(&self.plugins[i]).to_string(),
                 command: "ADD",
@@ -233,8 +242,9 @@ impl Network {
         args: &str,
         prev: &Value,
     ) -> Result<()> {
+        let prev = (!prev.is_null()).then_some(prev);
         for i in (0..self.plugins.len()).rev() {
-            self.exec(dirs, "DEL", i, Some(prev), container_id, netns, args)?;
+            self.exec(dirs, "DEL", i, prev, container_id, netns, args)?;
         }
         Ok(())
     }
@@ -428,6 +438,37 @@ mod tests {
         assert!(
             two_add.contains(r#""prevResult""#) && two_add.contains(r#""name":"pods""#),
             "{two_add}"
+        );
+    }
+
+    #[test]
+    fn a_failed_add_gives_back_what_the_earlier_plugins_took() {
+        let t = tempfile::tempdir().unwrap();
+        let s = settings(t.path());
+        plugin(
+            t.path(),
+            "one",
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.7/24"}]}"#,
+        );
+        let bad = t.path().join("bin/bad");
+        std::fs::write(
+            &bad,
+            "#!/bin/sh\n[ \"$CNI_COMMAND\" = DEL ] && exit 0\nprintf '{\"code\":7,\"msg\":\"no\"}'\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let n = Network::parse(
+            json!({"name":"x","plugins":[{"type":"one"},{"type":"bad"}]}),
+            Path::new("x"),
+        )
+        .unwrap();
+        assert!(n.add(&s.bin_dirs, "c", Path::new("/n"), "").is_err());
+        let log = std::fs::read_to_string(t.path().join("calls.log")).unwrap();
+        let calls: Vec<&str> = log.lines().filter(|l| l.starts_with("one ")).collect();
+        assert_eq!(calls.len(), 2, "{log}");
+        assert!(
+            calls[0].starts_with("one ADD") && calls[1].starts_with("one DEL"),
+            "{log}"
         );
     }
 
