@@ -253,6 +253,27 @@ impl<'a> Ctx<'a> {
         self.ok("StartContainer", r).map(drop)
     }
 
+    /// StopPodSandbox, given twice the call timeout: it stops every
+    /// container of the pod first.
+    pub fn stop_pod(&mut self, id: &str) -> Step<()> {
+        let r = self
+            .c()
+            .with_deadline(self.shared.timeout * 2)
+            .stop_pod_sandbox(api::StopPodSandboxRequest {
+                pod_sandbox_id: id.to_string(),
+            });
+        self.ok("StopPodSandbox", r).map(drop)
+    }
+
+    /// StopPodSandbox, then RemovePodSandbox.
+    pub fn stop_and_remove_pod(&mut self, id: &str) -> Step<()> {
+        self.stop_pod(id)?;
+        let r = self.c().remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: id.to_string(),
+        });
+        self.ok("RemovePodSandbox", r).map(drop)
+    }
+
     /// Create and start.
     pub fn run(&mut self, pod: &str, pod_cfg: &api::PodSandboxConfig, cfg: &api::ContainerConfig) -> Step<String> {
         let id = self.create(pod, pod_cfg, cfg)?;

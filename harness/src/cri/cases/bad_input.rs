@@ -97,17 +97,7 @@ fn unknown_container(cx: &mut Ctx) -> CaseResult {
 
 fn container_in_removed_pod(cx: &mut Ctx) -> CaseResult {
     let (pod, pcfg) = cx.pod("gone")?;
-    let r = cx
-        .c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        });
-    cx.ok("StopPodSandbox", r)?;
-    let r = cx.c().remove_pod_sandbox(api::RemovePodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    });
-    cx.ok("RemovePodSandbox", r)?;
+    cx.stop_and_remove_pod(&pod)?;
     let c = cx.container_config("c", &["true"]);
     let r = cx.c().create_container(api::CreateContainerRequest {
         pod_sandbox_id: pod,

@@ -40,26 +40,19 @@ fn again<T>(cx: &mut Ctx, clause: &str, what: &str, r: crate::cri::client::CallR
     }
 }
 
-fn stop_pod(cx: &mut Ctx, id: &str) -> crate::cri::client::CallResult<api::StopPodSandboxResponse> {
-    cx.c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        })
-}
-
 fn stop_pod_twice(cx: &mut Ctx) -> CaseResult {
     let (id, _) = cx.pod("stop2")?;
-    let r = stop_pod(cx, &id);
-    cx.ok("StopPodSandbox", r)?;
-    let r = stop_pod(cx, &id);
+    cx.stop_pod(&id)?;
+    let r = cx
+        .c()
+        .with_deadline(cx.shared.timeout * 2)
+        .stop_pod_sandbox(api::StopPodSandboxRequest { pod_sandbox_id: id });
     again(cx, "cri.StopPodSandbox", "StopPodSandbox (again)", r)
 }
 
 fn remove_pod_twice(cx: &mut Ctx) -> CaseResult {
     let (id, _) = cx.pod("rm2")?;
-    let r = stop_pod(cx, &id);
-    cx.ok("StopPodSandbox", r)?;
+    cx.stop_pod(&id)?;
     let req = api::RemovePodSandboxRequest {
         pod_sandbox_id: id.clone(),
     };

@@ -162,13 +162,7 @@ fn list_filters(cx: &mut Ctx) -> CaseResult {
 
 fn stop_not_ready(cx: &mut Ctx) -> CaseResult {
     let (id, _) = cx.pod("stop")?;
-    let r = cx
-        .c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        });
-    cx.ok("StopPodSandbox", r)?;
+    cx.stop_pod(&id)?;
     let st = cx.pod_status(&id)?;
     check_eq("cri.StopPodSandbox", "state after stop", NOT_READY, st.state)
 }
@@ -177,13 +171,7 @@ fn stop_stops_containers(cx: &mut Ctx) -> CaseResult {
     let (pod, cfg) = cx.pod("stopc")?;
     let c = cx.container_config("sleeper", &["sleep", "inf"]);
     let id = cx.run(&pod, &cfg, &c)?;
-    let r = cx
-        .c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        });
-    cx.ok("StopPodSandbox", r)?;
+    cx.stop_pod(&pod)?;
     let st = cx.container_status(&id)?;
     check_eq(
         "cri.StopPodSandbox",
@@ -195,17 +183,7 @@ fn stop_stops_containers(cx: &mut Ctx) -> CaseResult {
 
 fn remove_forgets(cx: &mut Ctx) -> CaseResult {
     let (id, _) = cx.pod("remove")?;
-    let r = cx
-        .c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        });
-    cx.ok("StopPodSandbox", r)?;
-    let r = cx.c().remove_pod_sandbox(api::RemovePodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    });
-    cx.ok("RemovePodSandbox", r)?;
+    cx.stop_and_remove_pod(&id)?;
     let listed = list(
         cx,
         api::PodSandboxFilter {
@@ -236,17 +214,7 @@ fn remove_removes_containers(cx: &mut Ctx) -> CaseResult {
     let c2 = cx.container_config("created", &["true"]);
     let running = cx.run(&pod, &cfg, &c1)?;
     let created = cx.create(&pod, &cfg, &c2)?;
-    let r = cx
-        .c()
-        .with_deadline(cx.shared.timeout * 2)
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        });
-    cx.ok("StopPodSandbox", r)?;
-    let r = cx.c().remove_pod_sandbox(api::RemovePodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    });
-    cx.ok("RemovePodSandbox", r)?;
+    cx.stop_and_remove_pod(&pod)?;
     let r = cx.c().list_containers(api::ListContainersRequest {
         filter: Some(api::ContainerFilter {
             pod_sandbox_id: pod,
