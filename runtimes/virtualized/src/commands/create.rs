@@ -211,18 +211,24 @@ mod tests {
         }
     }
 
+    /// `DIR/bundle` with an empty rootfs and `config` as its config.json.
+    fn bundle(dir: &Path, config: serde_json::Value) -> PathBuf {
+        let b = dir.join("bundle");
+        std::fs::create_dir_all(b.join("rootfs")).unwrap();
+        std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+        b
+    }
+
     #[test]
     fn bad_input_is_refused_before_anything_is_made() {
         let t = tempfile::tempdir().unwrap();
-        let b = t.path().join("bundle");
-        std::fs::create_dir_all(b.join("rootfs")).unwrap();
         let config = serde_json::json!({
             "ociVersion": "1.0.0",
             "root": {"path": "rootfs"},
             "process": {"args": ["/probe"], "cwd": "/"},
             "linux": {"resources": {"memory": {"limit": -5}}}
         });
-        std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+        let b = bundle(t.path(), config);
         let root = t.path().join("root");
         let store = Store::new(&root);
         let a = args(&["virtualized", "create", "--bundle", b.to_str().unwrap(), "c1"]);
@@ -264,8 +270,6 @@ mod tests {
     #[test]
     fn a_container_of_an_unknown_pod_is_refused_before_anything_is_made() {
         let t = tempfile::tempdir().unwrap();
-        let b = t.path().join("bundle");
-        std::fs::create_dir_all(b.join("rootfs")).unwrap();
         let config = serde_json::json!({
             "ociVersion": "1.0.0",
             "root": {"path": "rootfs"},
@@ -276,7 +280,7 @@ mod tests {
                 "io.kubernetes.cri.sandbox-id": "nopod"
             }
         });
-        std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+        let b = bundle(t.path(), config);
         let root = t.path().join("root");
         let store = Store::new(&root);
         let a = args(&["virtualized", "create", "--bundle", b.to_str().unwrap(), "c1"]);
